@@ -1,0 +1,1 @@
+"""WSGI and ASGI adapters, and the built-in pages (the article's test page)."""

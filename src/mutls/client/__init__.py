@@ -1,0 +1,1 @@
+"""The HTTPS client (``mutls get``) and the handshake doctor."""

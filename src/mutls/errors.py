@@ -1,0 +1,32 @@
+"""Errors that reach a user: one readable line that names the file or flag and the fix."""
+
+from __future__ import annotations
+
+
+class MutlsError(Exception):
+    """Base of every error mutls reports to a user instead of a traceback.
+
+    ``exit_code`` is what a command exits with when this error ends it.
+    """
+
+    exit_code = 2
+
+
+class UsageError(MutlsError):
+    """The command line is wrong: an unknown option, a missing argument, flags that contradict."""
+
+
+class PKIError(MutlsError):
+    """A key, certificate, PKCS#12 or CRL could not be made, read or written."""
+
+
+class FileFormatError(PKIError):
+    """A file is not what it should be: corrupt, truncated, or of another kind."""
+
+
+class WrongPasswordError(PKIError):
+    """A password does not open a PKCS#12 file or an encrypted key."""
+
+
+class PasswordError(MutlsError):
+    """No password could be obtained from the sources given."""

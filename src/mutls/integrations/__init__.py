@@ -1,0 +1,1 @@
+"""Helpers for Flask, Django and Starlette/FastAPI."""

@@ -1,0 +1,65 @@
+"""Writing files safely: atomically, never clobbering by accident, keys readable by the owner."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from mutls.errors import PKIError
+
+PRIVATE = 0o600
+PUBLIC = 0o644
+
+
+def write_file(
+    path: str | os.PathLike[str], data: bytes, *, mode: int = PUBLIC, overwrite: bool = False
+) -> Path:
+    """Write ``data`` to ``path`` atomically with ``mode``.
+
+    The bytes go to a temporary file in the same directory, created with ``mode`` from the start
+    (a key is never world-readable, not even for an instant), flushed to disk, then moved into
+    place. Without ``overwrite`` an existing file is an error, decided atomically by ``link``.
+    A crash leaves either the old file or the new one, never a partial one.
+    """
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise PKIError(f"{target}: cannot write: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                raise PKIError(
+                    f"{target}: already exists (remove it or pass --force to overwrite)"
+                ) from None
+            os.unlink(tmp)
+    except OSError as exc:
+        raise PKIError(f"{target}: cannot write: {exc.strerror}") from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return target
+
+
+def read_file(path: str | os.PathLike[str], what: str = "file") -> bytes:
+    """Read a whole input file, turning OS errors into one clear line."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise PKIError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise PKIError(f"{path}: is a directory, expected a {what}") from None
+    except OSError as exc:
+        raise PKIError(f"{path}: cannot read {what}: {exc.strerror}") from exc

@@ -1,0 +1,34 @@
+"""What a verifier trusts: anchors, intermediates, and what revokes (Disallowed, CRLs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cryptography import x509
+
+from mutls.pki.certs import fingerprint
+
+
+@dataclass(frozen=True)
+class TrustMaterial:
+    """Everything a client-certificate verifier needs, whatever it came from.
+
+    ``anchors`` are trusted roots (the ``Trust`` store or ``--client-ca`` files);
+    ``intermediates`` help build chains (the ``CA`` store) but are not trusted on their own;
+    ``disallowed`` certificates are refused wherever they appear in a chain;
+    ``crls`` revoke by serial number.
+    """
+
+    anchors: tuple[x509.Certificate, ...] = ()
+    intermediates: tuple[x509.Certificate, ...] = ()
+    disallowed: tuple[x509.Certificate, ...] = ()
+    crls: tuple[x509.CertificateRevocationList, ...] = field(default=())
+
+    @property
+    def disallowed_fingerprints(self) -> frozenset[str]:
+        """SHA-256 fingerprints of the Disallowed certificates."""
+        return frozenset(fingerprint(c) for c in self.disallowed)
+
+    def with_anchors(self, anchors: tuple[x509.Certificate, ...]) -> TrustMaterial:
+        """The same material with other anchors (``--client-ca`` replaces the Trust store)."""
+        return TrustMaterial(anchors, self.intermediates, self.disallowed, self.crls)

@@ -1,0 +1,1 @@
+"""asyncio glue: listeners, the per-connection protocol, workers, signals."""

@@ -1,0 +1,1 @@
+"""Certificate stores (Mono's certmgr): Trust, CA, My, AddressBook, Disallowed, and CRLs."""

@@ -1,0 +1,16 @@
+"""The TLS engine: sans-I/O connections on pyOpenSSL that record why a client certificate is or
+is not acceptable, instead of aborting the handshake."""
+
+from mutls.tls.client_certificate import ClientCertificate, SubjectAltNames
+from mutls.tls.info import TLSInfo
+from mutls.tls.options import ClientCertMode, VerifyPolicy
+from mutls.tls.policy import refusal_reason
+
+__all__ = [
+    "ClientCertMode",
+    "ClientCertificate",
+    "SubjectAltNames",
+    "TLSInfo",
+    "VerifyPolicy",
+    "refusal_reason",
+]

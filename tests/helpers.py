@@ -1,0 +1,141 @@
+"""Shared test helpers: a PKI with every kind of client certificate, free ports, the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from mutls import pki
+from mutls.pki.certs import build_certificate
+
+PASSWORD = "s3kr3t"
+#: files made by Mono 6.8's makecert (a copy of shared/fixtures/mono; see its README).
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mono"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def run_mutls(
+    *args: str | os.PathLike[str],
+    cwd: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m mutls ARGS`` and capture its output (stdin closed unless ``input``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mutls", *map(str, args)],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@dataclass
+class PKIFiles:
+    """Files of a test PKI: one CA, a server, and a client certificate for every verdict.
+
+    Every identity ``X`` is written as ``X.pem`` (certificate + chain), ``X.key`` and
+    ``X.p12`` (password :data:`PASSWORD`) under ``directory``.
+    """
+
+    directory: Path
+    ca: pki.CertificateAuthority
+    other_ca: pki.CertificateAuthority
+    intermediate: pki.CertificateAuthority
+    identities: dict[str, pki.Identity]
+    crl_path: Path
+
+    def cert(self, name: str) -> Path:
+        return self.directory / f"{name}.pem"
+
+    def key(self, name: str) -> Path:
+        return self.directory / f"{name}.key"
+
+    def p12(self, name: str) -> Path:
+        return self.directory / f"{name}.p12"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.directory / "root.pem"
+
+    @property
+    def other_ca_cert(self) -> Path:
+        return self.directory / "other-root.pem"
+
+
+#: client certificates and the OpenSSL reason each must be reported with (None = valid).
+CLIENT_CASES: dict[str, str | None] = {
+    "poupou": None,
+    "via-intermediate": None,
+    "expired": "certificate has expired",
+    "not-yet-valid": "certificate is not yet valid or the system clock is incorrect",
+    "untrusted": "unable to get local issuer certificate",
+    "self-signed": "self-signed certificate",
+    "server-only": "unsuitable certificate purpose",
+    "revoked": "certificate revoked",
+    "disallowed": "certificate is in the Disallowed store",
+}
+
+
+def make_test_pki(directory: Path, key: pki.KeySpec | None = None) -> PKIFiles:
+    """Build the PKI of :class:`PKIFiles` in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = pki.CertificateAuthority.create("CN=My Own Test CA", key=key)
+    other = pki.CertificateAuthority.create("CN=Untrusted Test CA", key=key)
+    inter = ca.issue_intermediate("CN=My Intermediate CA", key=key)
+    now = dt.datetime.now(dt.UTC)
+    ids: dict[str, pki.Identity] = {
+        "server": ca.issue_server("localhost", "127.0.0.1", "::1", key=key),
+        "poupou": ca.issue_client("CN=poupou", email="poupou@example.org", key=key),
+        "via-intermediate": inter.issue_client("CN=castor", key=key),
+        "expired": ca.issue_client(
+            "CN=expired",
+            key=key,
+            not_before=now - dt.timedelta(days=400),
+            not_after=now - dt.timedelta(days=1),
+        ),
+        "not-yet-valid": ca.issue_client(
+            "CN=future",
+            key=key,
+            not_before=now + dt.timedelta(days=10),
+            not_after=now + dt.timedelta(days=400),
+        ),
+        "untrusted": other.issue_client("CN=mallory", key=key),
+        "server-only": ca.issue("CN=serveronly", eku=(pki.SERVER_AUTH,), key=key),
+        "revoked": ca.issue_client("CN=revoked", key=key),
+        "disallowed": ca.issue_client("CN=banned", key=key),
+    }
+    self_key = pki.generate_private_key(key)
+    self_cert = build_certificate(
+        subject=x509.Name.from_rfc4514_string("CN=selfie"),
+        public_key=self_key.public_key(),
+        signing_key=self_key,
+        eku=[pki.CLIENT_AUTH],
+    )
+    ids["self-signed"] = pki.Identity(self_cert, self_key)
+    for name, identity in ids.items():
+        identity.write_pem(directory / f"{name}.pem", directory / f"{name}.key", overwrite=True)
+        identity.write_p12(directory / f"{name}.p12", PASSWORD, overwrite=True)
+    pki.write_certificate(directory / "root.pem", ca.certificate, overwrite=True)
+    pki.write_certificate(directory / "other-root.pem", other.certificate, overwrite=True)
+    crl_path = directory / "root.crl.pem"
+    pki.write_crl(crl_path, ca.crl([ids["revoked"].certificate]), overwrite=True)
+    return PKIFiles(directory, ca, other, inter, ids, crl_path)
