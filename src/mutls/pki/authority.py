@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from mutls.errors import PKIError
-from mutls.pki.certs import build_certificate, load_certificate, write_certificate
+from mutls.pki.certs import build_certificate, load_certificates, write_certificate
 from mutls.pki.crl import build_crl
 from mutls.pki.identity import Identity
 from mutls.pki.keys import (
@@ -93,13 +93,15 @@ class CertificateAuthority(Identity):
         if key_path is None:
             identity = Identity.load(path, password)
             return cls(identity.certificate, identity.key, identity.chain)
-        cert = load_certificate(path)
+        # A bundle (intermediate first, then its issuers) keeps the rest as the chain, so what
+        # this CA issues carries the whole path up to the root.
+        cert, *rest = load_certificates(path)
         private = load_private_key(key_path, password)
         if not key_matches_certificate(private, cert):
             raise PKIError(
                 f"{key_path} is not the private key of {path} (issuer key/cert mismatch)"
             )
-        return cls(cert, private)
+        return cls(cert, private, tuple(rest))
 
     def write(
         self,

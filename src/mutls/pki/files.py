@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from mutls.errors import PKIError
@@ -63,3 +64,32 @@ def read_file(path: str | os.PathLike[str], what: str = "file") -> bytes:
         raise PKIError(f"{path}: is a directory, expected a {what}") from None
     except OSError as exc:
         raise PKIError(f"{path}: cannot read {what}: {exc.strerror}") from exc
+
+
+def write_files(
+    outputs: Sequence[tuple[str | os.PathLike[str], bytes, int]], *, overwrite: bool = False
+) -> list[Path]:
+    """Write several files as one step: all of them, or none of the new ones.
+
+    ``outputs`` holds ``(path, data, mode)``. Without ``overwrite``, every path is checked first,
+    so an existing file is reported before anything is written; if a later write fails, the files
+    this call already created are removed again, leaving no half-made set (a key without its
+    certificate) behind.
+    """
+    if not overwrite:
+        for path, _data, _mode in outputs:
+            if Path(path).exists():
+                raise PKIError(f"{path}: already exists (remove it or pass --force to overwrite)")
+    written: list[Path] = []
+    try:
+        for path, data, mode in outputs:
+            existed = Path(path).exists()
+            target = write_file(path, data, mode=mode, overwrite=overwrite)
+            if not existed:
+                written.append(target)
+    except BaseException:
+        for target in written:
+            with contextlib.suppress(OSError):
+                target.unlink()
+        raise
+    return written

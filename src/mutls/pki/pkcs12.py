@@ -88,3 +88,102 @@ def _outer_der_intact(data: bytes) -> bool:
         return False
     length = int.from_bytes(data[2 : 2 + count], "big")
     return 2 + count + length == len(data)
+
+
+# -- what protects a PKCS#12 file ------------------------------------------------------------------
+# cryptography does not say how a bundle it opened was encrypted, yet that is what decides whether
+# old Windows, macOS, Java 8 or Mono can read it. A tiny DER walk over the unencrypted structure
+# finds the algorithm identifiers: the one after encryptedData protects the certificates, the one
+# after pkcs8ShroudedKeyBag the key, and macData closes the file.
+
+_ENCRYPTED_DATA = "1.2.840.113549.1.7.6"
+_SHROUDED_KEY_BAG = "1.2.840.113549.1.12.10.1.2"
+_CIPHERS = {
+    "1.2.840.113549.1.12.1.3": "3DES (pbeWithSHA1And3-KeyTripleDES-CBC)",
+    "1.2.840.113549.1.12.1.6": "RC2-40 (pbeWithSHA1And40BitRC2-CBC)",
+    "1.2.840.113549.1.12.1.5": "RC2-128 (pbeWithSHA1And128BitRC2-CBC)",
+    "2.16.840.1.101.3.4.1.2": "AES-128-CBC (PBES2)",
+    "2.16.840.1.101.3.4.1.22": "AES-192-CBC (PBES2)",
+    "2.16.840.1.101.3.4.1.42": "AES-256-CBC (PBES2)",
+}
+_DIGESTS = {
+    "1.3.14.3.2.26": "SHA-1",
+    "2.16.840.1.101.3.4.2.1": "SHA-256",
+    "2.16.840.1.101.3.4.2.2": "SHA-384",
+    "2.16.840.1.101.3.4.2.3": "SHA-512",
+}
+
+
+def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, start of content, end of content) of the DER element at ``pos``."""
+    tag, first = data[pos], data[pos + 1]
+    pos += 2
+    if first & 0x80:
+        count = first & 0x7F
+        length = int.from_bytes(data[pos : pos + count], "big")
+        pos += count
+    else:
+        length = first
+    if pos + length > len(data):
+        raise ValueError("truncated")
+    return tag, pos, pos + length
+
+
+def _walk(data: bytes, start: int, end: int, depth: int, out: list[tuple[int, bytes]]) -> None:
+    pos = start
+    while pos < end:
+        tag, body, stop = _tlv(data, pos)
+        if tag == 0x06:
+            out.append((tag, data[body:stop]))
+        elif tag == 0x02 and stop - body <= 4:
+            out.append((tag, data[body:stop]))
+        elif depth < 24 and (tag & 0x20 or (tag == 0x04 and data[body : body + 1] == b"\x30")):
+            try:
+                _walk(data, body, stop, depth + 1, out)
+            except (ValueError, IndexError):
+                pass  # an OCTET STRING that only looked like DER
+        pos = stop
+
+
+def _oid_text(raw: bytes) -> str:
+    first, rest, value, parts = raw[0], raw[1:], 0, []
+    parts = [str(min(first // 40, 2)), str(first - 40 * min(first // 40, 2))]
+    for byte in rest:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            parts.append(str(value))
+            value = 0
+    return ".".join(parts)
+
+
+def describe_p12_algorithms(data: bytes) -> list[str]:
+    """How a PKCS#12 file is protected: ``["certificates: 3DES (…)", "key: …", "MAC: SHA-1, …"]``.
+
+    Returns an empty list for a file that is not PKCS#12 DER.
+    """
+    try:
+        elements: list[tuple[int, bytes]] = []
+        _tag, body, stop = _tlv(data, 0)
+        _walk(data, body, stop, 0, elements)
+    except (ValueError, IndexError):
+        return []
+    facts: dict[str, str] = {}
+    target: str | None = None
+    for i, (tag, raw) in enumerate(elements):
+        if tag != 0x06:
+            continue
+        oid = _oid_text(raw)
+        if oid == _ENCRYPTED_DATA:
+            target = "certificates"
+        elif oid == _SHROUDED_KEY_BAG:
+            target = "key"
+        elif oid in _CIPHERS and target is not None and target not in facts:
+            facts[target] = _CIPHERS[oid]
+            target = None
+        elif oid in _DIGESTS:
+            # the last digest in the file is macData's; an INTEGER after it is the iteration count
+            rounds = [r for t, r in elements[i + 1 :] if t == 0x02]
+            count = f", {int.from_bytes(rounds[-1], 'big')} iterations" if rounds else ""
+            facts["MAC"] = _DIGESTS[oid] + count
+    facts.setdefault("certificates", "not encrypted")
+    return [f"{what}: {how}" for what, how in facts.items()]
