@@ -354,7 +354,7 @@ def describe_bytes(data: bytes, source: str, password: PasswordSource) -> FileRe
     if data[:4] == PVK_MAGIC.to_bytes(4, "little"):
         key = load_private_key_bytes(data, source)
         report = FileReport(source, "Mono/Microsoft PVK private key")
-        report.keys.append(_key_report(key, "PVK (unencrypted)"))
+        report.keys.append(_key_report(key, "PVK, unencrypted"))
         return report
     if b"-----BEGIN" in data:
         return _describe_pem(data, source, password)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -89,6 +90,13 @@ class Identity:
             return
         write_file(cert_path, self.cert_pem(with_chain=True), mode=PUBLIC, overwrite=overwrite)
         write_file(key_path, self.key_pem(password), mode=PRIVATE, overwrite=overwrite)
+
+    def with_chain(self, certs: Sequence[x509.Certificate]) -> Identity:
+        """This identity with ``certs`` added to its chain (ordered leaf upwards, no repeats)."""
+        extra = [c for c in certs if c != self.certificate and c not in self.chain]
+        return Identity(
+            self.certificate, self.key, tuple(_order_chain(self.certificate, [*self.chain, *extra]))
+        )
 
     # -- input -------------------------------------------------------------------------------
 
