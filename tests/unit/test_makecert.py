@@ -265,7 +265,7 @@ def test_mono_pvk_as_subject_key_is_reused_with_a_warning(
     work: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert mutls("-r", "-n", "CN=Mono again", "-sv", FIXTURES / "root.key", "again.cer") == 0
-    assert "reusing an RSA 1024 key" in capsys.readouterr().err
+    assert "root.key: RSA 1024 key" in capsys.readouterr().err
     cert = pki.load_certificate(work / "again.cer")
     assert cert.public_key() == pki.load_certificate(FIXTURES / "root.cer").public_key()
 
