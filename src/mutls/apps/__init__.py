@@ -1,1 +1,41 @@
 """WSGI and ASGI adapters, and the built-in pages (the article's test page)."""
+
+from __future__ import annotations
+
+import os
+
+from mutls.apps.asgi import ASGIAdapter
+from mutls.apps.base import HTTPApp, ResponseChannel
+from mutls.apps.facts import ConnectionFacts, connection_facts
+from mutls.apps.loader import app_kind, import_app
+from mutls.apps.static import StaticFiles
+from mutls.apps.testpage import TestPageApp
+from mutls.apps.wsgi import WSGIAdapter
+
+__all__ = [
+    "ASGIAdapter",
+    "ConnectionFacts",
+    "HTTPApp",
+    "ResponseChannel",
+    "StaticFiles",
+    "TestPageApp",
+    "WSGIAdapter",
+    "build_app",
+    "connection_facts",
+]
+
+
+def build_app(
+    spec: str | None,
+    *,
+    app_dir: str | os.PathLike[str] = ".",
+    root: str | os.PathLike[str] | None = None,
+    threads: int = 16,
+) -> HTTPApp:
+    """The app to serve: ``module:attribute`` (WSGI or ASGI, detected), or the test page."""
+    if spec is None:
+        return TestPageApp(StaticFiles(root) if root is not None else None)
+    app = import_app(spec, app_dir)
+    if app_kind(app) == "asgi":
+        return ASGIAdapter(app)
+    return WSGIAdapter(app, threads=threads)

@@ -1,0 +1,124 @@
+"""What a connection tells every request on it, rendered once per connection.
+
+The TLS engine settles the :class:`~mutls.tls.ClientCertificate` once per connection; this module
+renders it, once, into the WSGI environ variables (mod_ssl's names) and the ASGI ``extensions``
+(the ASGI TLS extension 0.2, plus ``mutls``). Each request then copies a ready dict instead of
+formatting certificates again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from mutls.apps.certificate import ENVIRON_KEY
+from mutls.tls.client_certificate import ClientCertificate
+from mutls.tls.info import TLSInfo
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class ConnectionFacts:
+    """The per-connection part of every request: addresses, TLS, the certificate's verdict.
+
+    ``refusal`` is the policy's answer for this connection (``None``: the app may run; else the
+    text of the 403), decided once because the certificate cannot change on a connection.
+    """
+
+    client: Address | None
+    server: Address | None
+    tls: TLSInfo | None = None
+    refusal: str | None = None
+    wsgi_environ: dict[str, Any] = field(default_factory=dict)
+    asgi_extensions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scheme(self) -> str:
+        """``https`` on a TLS connection, else ``http``."""
+        return "https" if self.tls is not None else "http"
+
+    @property
+    def client_certificate(self) -> ClientCertificate | None:
+        """The verdict on the client's certificate (``None`` on plain HTTP)."""
+        return self.tls.client_certificate if self.tls is not None else None
+
+
+def connection_facts(
+    client: Address | None,
+    server: Address | None,
+    tls: TLSInfo | None = None,
+    refusal: str | None = None,
+) -> ConnectionFacts:
+    """Build the facts of one connection, rendering its TLS part for WSGI and ASGI."""
+    if tls is None:
+        return ConnectionFacts(client, server, wsgi_environ={"wsgi.url_scheme": "http"})
+    return ConnectionFacts(
+        client,
+        server,
+        tls,
+        refusal,
+        wsgi_environ=wsgi_tls_environ(tls),
+        asgi_extensions={
+            "tls": asgi_tls_extension(tls),
+            "mutls": {"client_certificate": tls.client_certificate},
+        },
+    )
+
+
+def mod_ssl_time(when: dt.datetime | None) -> str:
+    """mod_ssl's date format, e.g. ``Nov 26 20:57:42 2026 GMT``."""
+    if when is None:
+        return ""
+    return when.astimezone(dt.UTC).strftime("%b %d %H:%M:%S %Y GMT")
+
+
+def wsgi_tls_environ(tls: TLSInfo, now: dt.datetime | None = None) -> dict[str, Any]:
+    """``HTTPS``, ``wsgi.url_scheme`` and mod_ssl's ``SSL_*`` variables for one connection."""
+    cert = tls.client_certificate
+    env: dict[str, Any] = {
+        "HTTPS": "on",
+        "wsgi.url_scheme": "https",
+        "SSL_PROTOCOL": tls.version,
+        "SSL_CIPHER": tls.cipher,
+        "SSL_SESSION_RESUMED": "Resumed" if tls.resumed else "Initial",
+        "SSL_CLIENT_VERIFY": cert.verify_status,
+        ENVIRON_KEY: cert,
+    }
+    if tls.sni:
+        env["SSL_TLS_SNI"] = tls.sni
+    if not cert.present or cert.certificate is None:
+        return env
+    env["SSL_CLIENT_S_DN"] = cert.subject
+    env["SSL_CLIENT_I_DN"] = cert.issuer
+    env["SSL_CLIENT_M_SERIAL"] = cert.serial
+    env["SSL_CLIENT_V_START"] = mod_ssl_time(cert.not_before)
+    env["SSL_CLIENT_V_END"] = mod_ssl_time(cert.not_after)
+    env["SSL_CLIENT_V_REMAIN"] = str(cert.days_remaining(now))
+    env["SSL_CLIENT_CERT"] = cert.pem
+    if cert.common_name is not None:
+        env["SSL_CLIENT_S_DN_CN"] = cert.common_name
+    # mod_ssl numbers the chain from 0, without the leaf.
+    for n, pem in enumerate(cert.chain_pem[1:]):
+        env[f"SSL_CLIENT_CERT_CHAIN_{n}"] = pem
+    for n, name in enumerate(cert.san.dns):
+        env[f"SSL_CLIENT_SAN_DNS_{n}"] = name
+    for n, email in enumerate(cert.san.email):
+        env[f"SSL_CLIENT_SAN_Email_{n}"] = email
+    return env
+
+
+def asgi_tls_extension(tls: TLSInfo) -> dict[str, Any]:
+    """``scope["extensions"]["tls"]`` exactly as the ASGI TLS extension 0.2 defines it."""
+    cert = tls.client_certificate
+    return {
+        "server_cert": tls.server_cert_pem,
+        "client_cert_chain": list(cert.chain_pem) if cert.present else [],
+        "client_cert_name": cert.subject if cert.present else None,
+        "client_cert_error": (
+            None if (not cert.present or cert.valid) else (cert.error or "unknown error")
+        ),
+        "tls_version": tls.version_number,
+        "cipher_suite": tls.cipher_id,
+    }

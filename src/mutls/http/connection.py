@@ -1,0 +1,231 @@
+"""``HTTPConnection``: the server side of HTTP/1.1, sans-I/O, on httptools (llhttp).
+
+Bytes go in with :meth:`HTTPConnection.receive_data`, events come out of
+:meth:`HTTPConnection.next_event`; a response is turned into bytes by the
+:class:`~mutls.http.response.ResponseWriter` that :meth:`HTTPConnection.respond` returns. Nothing
+here touches a socket, so every rule is tested by feeding bytes.
+
+Requests may be pipelined: every request the bytes complete is queued, in order. The limits
+(head size, header count, body size) are checked as bytes arrive, so a client cannot make the
+server buffer more than a limit plus one read.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
+
+import httptools
+
+from mutls.http.events import (
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    Headers,
+    ProtocolError,
+    Request,
+)
+from mutls.http.response import ResponseWriter
+
+
+@dataclass(frozen=True)
+class HTTPLimits:
+    """How much a client may send: head bytes (431), header count (431), body bytes (413)."""
+
+    max_head_bytes: int = 16 * 1024
+    max_headers: int = 100
+    max_body_bytes: int = 16 * 1024 * 1024
+
+
+class _Refused(Exception):
+    """Raised inside a parser callback to stop parsing; carries the answer (error path only)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class HTTPConnection:
+    """One client's HTTP/1.1 conversation with the server, as a state machine fed with bytes."""
+
+    def __init__(self, limits: HTTPLimits | None = None) -> None:
+        self.limits = limits or HTTPLimits()
+        self._parser = httptools.HttpRequestParser(self)
+        self._events: deque[Event] = deque()
+        self._url = b""
+        self._headers: Headers = []
+        self._head_bytes = 0
+        self._in_head = False
+        self._in_body = False
+        self._begun = 0
+        self._pending_head_bytes = 0
+        self._body_bytes = 0
+        self._content_length: int | None = None
+        self._chunked = False
+        self._expect_continue = False
+        self._failed = False
+        self._upgraded = False
+        #: True once the peer sent EOF.
+        self.peer_closed = False
+
+    # -- input -----------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the client; ``b""`` means the client closed its side."""
+        if self._failed or self._upgraded:
+            return
+        if not data:
+            self.peer_closed = True
+            if self._in_head or self._in_body:
+                self._fail(400, "connection closed in the middle of a request")
+            else:
+                self._events.append(ConnectionClosed())
+            return
+        began_in_head, begun = self._in_head, self._begun
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Refused):
+                self._fail(cause.status, cause.reason)
+            else:  # pragma: no cover - a bug in a callback, answered rather than crashing
+                self._fail(400, "malformed request")
+        except httptools.HttpParserUpgrade:
+            # No protocol switching here (no WebSocket): answer this request, then close.
+            self._upgraded = True
+            self._mark_last_request_closing()
+        except httptools.HttpParserInvalidMethodError:
+            self._fail(400, "malformed request: invalid method")
+        except httptools.HttpParserError as exc:
+            self._fail(400, f"malformed request: {_describe(exc)}")
+        else:
+            if self._in_head:
+                # Still inside a head: bound what llhttp buffers for us before it calls back.
+                # A head that began in this read is not counted until the next one (so memory
+                # stays under the limit plus one read, and pipelined requests never over-count).
+                if began_in_head and begun == self._begun:
+                    self._pending_head_bytes += len(data)
+                if self._pending_head_bytes > self.limits.max_head_bytes:
+                    self._fail(431, "request header fields too large")
+
+    def next_event(self) -> Event | None:
+        """The next event, or ``None`` when more bytes are needed."""
+        return self._events.popleft() if self._events else None
+
+    @property
+    def pending_events(self) -> int:
+        """Events parsed but not yet taken (pipelined requests waiting)."""
+        return len(self._events)
+
+    def respond(self, request: Request, *, closing: bool = False) -> ResponseWriter:
+        """A writer for the response to ``request``; ``closing`` forces ``Connection: close``."""
+        keep_alive = request.keep_alive and not closing and not self._failed
+        return ResponseWriter(request, keep_alive=keep_alive)
+
+    # -- httptools callbacks (the parser calls these while feed_data runs) --------------------
+
+    def on_message_begin(self) -> None:
+        """A new request starts."""
+        self._url = b""
+        self._headers = []
+        self._head_bytes = 0
+        self._pending_head_bytes = 0
+        self._begun += 1
+        self._in_head = True
+        self._body_bytes = 0
+        self._content_length = None
+        self._chunked = False
+        self._expect_continue = False
+
+    def on_url(self, url: bytes) -> None:
+        """A piece of the request target (llhttp may split it across reads)."""
+        self._url += url
+        self._head_bytes += len(url)
+        if self._head_bytes > self.limits.max_head_bytes:
+            raise _Refused(414, "request target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """One complete header field."""
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > self.limits.max_head_bytes:
+            raise _Refused(431, "request header fields too large")
+        if len(self._headers) >= self.limits.max_headers:
+            raise _Refused(431, "too many request header fields")
+        lname = name.lower()
+        if lname == b"content-length":
+            if self._content_length is not None:
+                raise _Refused(400, "malformed request: duplicate Content-Length")
+            self._content_length = int(value)  # llhttp has checked the digits
+        elif lname == b"transfer-encoding":
+            self._chunked = True
+        elif lname == b"expect" and value.lower() == b"100-continue":
+            self._expect_continue = True
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        """The head is complete: check it and queue the :class:`Request`."""
+        self._in_head = False
+        self._in_body = True
+        if self._chunked and self._content_length is not None:
+            raise _Refused(400, "malformed request: both Content-Length and Transfer-Encoding")
+        if self._content_length is not None and self._content_length > self.limits.max_body_bytes:
+            raise _Refused(413, "request body too large")
+        version = self._parser.get_http_version()
+        if not version.startswith("1."):
+            raise _Refused(505, "HTTP version not supported")
+        target = self._url
+        raw_path, _, query = target.partition(b"?")
+        if raw_path.startswith((b"http://", b"https://")):
+            # absolute-form: keep the path part only (RFC 9112 3.2.2).
+            raw_path = b"/" + raw_path.split(b"/", 3)[3] if raw_path.count(b"/") >= 3 else b"/"
+        path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("latin-1")
+        self._events.append(
+            Request(
+                method=self._parser.get_method().decode("ascii"),
+                target=target,
+                raw_path=raw_path,
+                path=path,
+                query=query,
+                http_version=version,
+                headers=self._headers,
+                keep_alive=bool(self._parser.should_keep_alive()),
+                expect_continue=self._expect_continue,
+                content_length=self._content_length,
+                chunked=self._chunked,
+            )
+        )
+
+    def on_body(self, body: bytes) -> None:
+        """A piece of body, already de-chunked by llhttp."""
+        self._body_bytes += len(body)
+        if self._body_bytes > self.limits.max_body_bytes:
+            raise _Refused(413, "request body too large")
+        self._events.append(Data(body))
+
+    def on_message_complete(self) -> None:
+        """The request's body is complete."""
+        self._in_body = False
+        self._content_length = None
+        self._chunked = False
+        self._events.append(EndOfMessage())
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _fail(self, status: int, reason: str) -> None:
+        self._failed = True
+        self._in_head = self._in_body = False
+        self._events.append(ProtocolError(status, reason))
+
+    def _mark_last_request_closing(self) -> None:
+        for event in reversed(self._events):
+            if isinstance(event, Request):
+                event.keep_alive = False
+                return
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text[0].lower() + text[1:] if text else text

@@ -1,0 +1,179 @@
+"""``ServerConfig``: every server setting in one object, validated once, that builds what runs.
+
+The CLI (``mutls serve``, ``mutls xsp``) and Python callers both make one; nothing downstream
+re-checks a setting. It builds the TLS context and the app once, before any socket is accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mutls.errors import UsageError
+from mutls.http.connection import HTTPLimits
+from mutls.pki.identity import Identity
+from mutls.pki.trust import TrustMaterial
+from mutls.tls.options import ClientCertMode, VerifyPolicy
+
+if TYPE_CHECKING:
+    from mutls.apps.base import HTTPApp
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds a client may take: to finish the TLS handshake, to send a request head, to send
+    the next request on a kept-alive connection; and how long a graceful stop waits."""
+
+    handshake: float = 10.0
+    header: float = 15.0
+    keep_alive: float = 5.0
+    graceful: float = 10.0
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """One server: where it listens, its TLS identity and client-certificate rules, its app.
+
+    ``identity`` turns TLS on. ``trust`` is what client certificates are verified against; when
+    ``None`` it is built from ``client_ca_files`` or, without them, the user's certificate
+    stores (:func:`mutls.store.client_trust`). ``app`` is ``module:attribute`` or ``None`` for
+    the article's test page (with static files from ``root`` when given).
+    """
+
+    host: str | None = "127.0.0.1"
+    port: int = 8080
+    identity: Identity | None = None
+    client_cert: ClientCertMode = ClientCertMode.NONE
+    verify: VerifyPolicy = VerifyPolicy.STRICT
+    trust: TrustMaterial | None = None
+    client_ca_files: tuple[str, ...] = ()
+    crl_files: tuple[str, ...] = ()
+    machine_store: bool = False
+    send_ca_names: bool = True
+    ciphers: str | None = None
+    tls13_ciphers: str | None = None
+    reject_at_handshake: bool = False
+    keylog_path: str | None = None
+    app: str | None = None
+    app_dir: str = "."
+    root: str | None = None
+    limits: HTTPLimits = field(default_factory=HTTPLimits)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    max_connections: int = 1000
+    threads: int = 16
+    workers: int = 1
+    pidfile: str | None = None
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks HTTPS."""
+        return self.identity is not None
+
+    def with_changes(self, **changes: Any) -> ServerConfig:
+        """A copy with some settings changed (validated again)."""
+        return replace(self, **changes)
+
+    def _validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise UsageError(f"--port {self.port}: not a TCP port (0-65535)")
+        if self.identity is None:
+            tls_only = {
+                "--client-cert": self.client_cert is not ClientCertMode.NONE,
+                "--client-ca": bool(self.client_ca_files),
+                "--crl": bool(self.crl_files),
+                "--no-ca-names": not self.send_ca_names,
+                "--ciphers": self.ciphers is not None,
+                "--tls13-ciphers": self.tls13_ciphers is not None,
+                "--reject-at-handshake": self.reject_at_handshake,
+                "--keylog": self.keylog_path is not None,
+            }
+            given = [flag for flag, on in tls_only.items() if on]
+            if given:
+                raise UsageError(
+                    f"{given[0]} needs TLS: give a certificate (--cert/--key or --p12)"
+                )
+        if self.reject_at_handshake and self.client_cert is not ClientCertMode.REQUIRE:
+            raise UsageError("--reject-at-handshake needs --client-cert require")
+        if self.root is not None and not Path(self.root).is_dir():
+            raise UsageError(f"--root {self.root}: not a directory")
+        if not Path(self.app_dir).is_dir():
+            raise UsageError(f"--app-dir {self.app_dir}: not a directory")
+        if self.workers < 1:
+            raise UsageError(f"--workers {self.workers}: must be at least 1")
+        if self.threads < 1:
+            raise UsageError(f"--threads {self.threads}: must be at least 1")
+        if self.max_connections < 1:
+            raise UsageError(f"--max-connections {self.max_connections}: must be at least 1")
+
+    # -- what the config builds --------------------------------------------------------------
+
+    def trust_material(self) -> TrustMaterial:
+        """The trust for client certificates (``--client-ca`` files, else the user's stores)."""
+        if self.trust is not None:
+            return self.trust
+        from mutls.store import client_trust
+
+        return client_trust(
+            client_ca_files=self.client_ca_files,
+            crl_files=self.crl_files,
+            machine=self.machine_store,
+        )
+
+    def tls_context(self, trust: TrustMaterial | None = None) -> Any:
+        """The engine's ``ServerContext`` (``None`` for plain HTTP); raises MutlsError.
+
+        ``trust`` saves building the trust material twice when the caller has it already.
+        """
+        if self.identity is None:
+            return None
+        from mutls.tls.context import ServerContext, ServerTLSConfig
+
+        if self.client_cert is ClientCertMode.NONE:
+            trust = TrustMaterial()
+        elif trust is None:
+            trust = self.trust_material()
+        return ServerContext(
+            ServerTLSConfig(
+                identity=self.identity,
+                client_cert_mode=self.client_cert,
+                trust=trust,
+                send_ca_names=self.send_ca_names,
+                ciphers=self.ciphers,
+                tls13_ciphers=self.tls13_ciphers,
+                reject_at_handshake=self.reject_at_handshake,
+                keylog_path=self.keylog_path,
+            )
+        )
+
+    def load_app(self) -> HTTPApp:
+        """Import the app (or make the test page)."""
+        from mutls.apps import build_app
+
+        return build_app(self.app, app_dir=self.app_dir, root=self.root, threads=self.threads)
+
+    def startup_warnings(self, trust: TrustMaterial | None) -> list[str]:
+        """What an operator must know about this configuration before trusting it."""
+        warnings: list[str] = []
+        if self.keylog_path is not None:
+            warnings.append(
+                f"--keylog {self.keylog_path}: TLS secrets are being written; anyone with this "
+                "file can decrypt the traffic. Never use it in production."
+            )
+        if self.client_cert is ClientCertMode.NONE or self.identity is None:
+            return warnings
+        if self.verify is VerifyPolicy.REPORT:
+            warnings.append(
+                "policy report: the app also runs for certificates that are NOT valid; it must "
+                "check mutls.client_certificate(...).valid (SSL_CLIENT_VERIFY)"
+            )
+        if trust is not None and not trust.anchors:
+            warnings.append(
+                "no trust anchor configured: every client certificate will be not valid "
+                "(give --client-ca root.cer, or run `mutls certmgr --add -c Trust root.cer`)"
+            )
+        return warnings

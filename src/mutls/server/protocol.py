@@ -1,0 +1,375 @@
+"""One ``asyncio.Protocol`` per connection: it shovels bytes between the socket, the TLS engine
+and the HTTP connection, and runs one request at a time. No protocol rule lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from mutls.apps.base import HTTPApp
+from mutls.apps.facts import ConnectionFacts, connection_facts
+from mutls.http.connection import HTTPConnection
+from mutls.http.events import (
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Headers,
+    ProtocolError,
+    Request,
+)
+from mutls.http.response import ResponseWriter, simple_response
+from mutls.server.config import ServerConfig
+from mutls.server.log import access_log, log, printable
+from mutls.tls.policy import refusal_reason
+
+#: pipelined events waiting before the socket stops being read.
+MAX_PENDING_EVENTS = 64
+PLAIN_HTTP_ON_TLS_PORT = "this is an HTTPS port: use https:// to talk to it"
+
+
+@dataclass
+class ServerState:
+    """What every connection of one server shares."""
+
+    config: ServerConfig
+    app: HTTPApp
+    tls_context: Any = None
+    connections: set[ConnectionProtocol] = field(default_factory=set)
+    stopping: bool = False
+
+
+class ConnectionProtocol(asyncio.Protocol):
+    """Bytes in from the socket, through TLS and HTTP, to the app and back."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.config = state.config
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.tls: Any = None
+        self.http = HTTPConnection(self.config.limits)
+        self.facts: ConnectionFacts | None = None
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        self._request: Request | None = None
+        self._body: list[bytes] = []
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._idle = True
+        self._closing = False
+        self._lost = False
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._disconnected: asyncio.Future[None] = self.loop.create_future()
+
+    # -- asyncio callbacks ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        self.client = _address(transport.get_extra_info("peername"))
+        self.server = _address(transport.get_extra_info("sockname"))
+        if len(self.state.connections) >= self.config.max_connections or self.state.stopping:
+            log.warning("connection limit reached: refusing %s", _peer(self.client))
+            transport.abort()
+            self._lost = True
+            return
+        self.state.connections.add(self)
+        if self.state.tls_context is not None:
+            from mutls.tls.connection import TLSConnection
+
+            self.tls = TLSConnection(self.state.tls_context)
+            self._arm(self.config.timeouts.handshake, "TLS handshake")
+        else:
+            self.facts = connection_facts(self.client, self.server)
+            self._arm(self.config.timeouts.header, "request head")
+
+    def data_received(self, data: bytes) -> None:
+        if self.tls is not None:
+            data = self._decrypt(data)
+            if not data:
+                return
+        if self._idle and self._task is None:
+            self._idle = False
+            self._arm(self.config.timeouts.header, "request head")
+        self.http.receive_data(data)
+        self._pump()
+
+    def eof_received(self) -> bool:
+        if self.tls is not None:
+            data = self._decrypt(b"")
+            if data:
+                self.http.receive_data(data)
+        self.http.receive_data(b"")
+        self._pump()
+        return True  # keep our side open until the response in flight is written
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self.state.connections.discard(self)
+        self._disarm()
+        if not self._disconnected.done():
+            self._disconnected.set_result(None)
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    # -- TLS -----------------------------------------------------------------------------------
+
+    def _decrypt(self, data: bytes) -> bytes:
+        from mutls.tls.connection import PlainHTTPError, TLSError
+
+        try:
+            plain: bytes = self.tls.receive_data(data)
+        except PlainHTTPError:
+            log.info("plain HTTP on the TLS port from %s: answered 400", _peer(self.client))
+            self._write_raw(simple_response(None, 400, PLAIN_HTTP_ON_TLS_PORT))
+            self._shutdown()
+            return b""
+        except TLSError as exc:
+            self._write_raw(self.tls.data_to_send())
+            log.info("TLS failure with %s: %s", _peer(self.client), printable(exc))
+            self._shutdown(tls_close=False)
+            return b""
+        self._flush_tls()
+        if self.facts is None and self.tls.handshake_complete:
+            self._on_handshake()
+        if self.tls.peer_closed and not plain:
+            self.http.receive_data(b"")
+            self._pump()
+        return plain
+
+    def _on_handshake(self) -> None:
+        info = self.tls.info
+        reason = refusal_reason(
+            info.client_certificate, self.config.client_cert, self.config.verify
+        )
+        self.facts = connection_facts(self.client, self.server, info, reason)
+        self._idle = True
+        self._arm(self.config.timeouts.header, "request head")
+
+    def _flush_tls(self) -> None:
+        out = self.tls.data_to_send()
+        if out:
+            self._write_raw(out)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Take events until a request is complete (then run it) or more bytes are needed."""
+        while self._task is None and not self._lost:
+            event = self.http.next_event()
+            if event is None:
+                return
+            if isinstance(event, Data):
+                self._body.append(event.data)
+                self._arm(self.config.timeouts.header, "request body")
+            elif isinstance(event, Request):
+                self._request = event
+                self._body = []
+                self._disarm()
+                if event.expect_continue and self.facts is not None and not self.facts.refusal:
+                    self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            elif isinstance(event, EndOfMessage):
+                request, self._request = self._request, None
+                if request is not None:
+                    self._dispatch(request, b"".join(self._body))
+                    self._body = []
+            elif isinstance(event, ProtocolError):
+                log.info(
+                    "bad request from %s: %d %s", _peer(self.client), event.status, event.reason
+                )
+                self._write(simple_response(self._request, event.status, event.reason))
+                self._shutdown()
+                return
+            elif isinstance(event, ConnectionClosed):
+                self._shutdown()
+                return
+        if self._task is not None and self.http.pending_events > MAX_PENDING_EVENTS:
+            assert self.transport is not None
+            self.transport.pause_reading()
+
+    def _dispatch(self, request: Request, body: bytes) -> None:
+        facts = self.facts
+        assert facts is not None
+        if facts.refusal is not None:
+            cert = facts.client_certificate
+            log.warning(
+                "refused %s %s from %s (%s): 403 %s",
+                request.method,
+                printable(request.path),
+                _peer(self.client),
+                printable(cert.subject if cert is not None and cert.present else "no certificate"),
+                printable(facts.refusal),
+            )
+            self._write(simple_response(request, 403, facts.refusal))
+            self._shutdown()
+            return
+        closing = self._closing or self.state.stopping
+        channel = Channel(self, self.http.respond(request, closing=closing))
+        self._task = self.loop.create_task(self._run(request, body, channel))
+
+    async def _run(self, request: Request, body: bytes, channel: Channel) -> None:
+        facts = self.facts
+        assert facts is not None
+        try:
+            await self.state.app.handle(request, body, facts, channel)
+        except Exception:
+            log.exception("serving %s %s failed", request.method, printable(request.path))
+            if not channel.writer.started and not self._lost:
+                await channel.start(500, [(b"content-type", b"text/plain")])
+                await channel.send(b"internal server error\n")
+                await channel.finish()
+        finally:
+            self._task = None
+        writer = channel.writer
+        self._log_access(request, writer, channel.sent)
+        if self._lost:
+            return
+        if not writer.finished or not writer.keep_alive or self.state.stopping:
+            self._shutdown()
+            return
+        assert self.transport is not None
+        self.transport.resume_reading()
+        self._idle = self.http.pending_events == 0
+        self._arm(
+            self.config.timeouts.keep_alive if self._idle else self.config.timeouts.header,
+            "next request" if self._idle else "request head",
+        )
+        self._pump()
+
+    def _log_access(self, request: Request, writer: ResponseWriter, sent: int) -> None:
+        if not access_log.isEnabledFor(20):
+            return
+        cert = self.facts.client_certificate if self.facts is not None else None
+        who = cert.subject if cert is not None and cert.present else "-"
+        verdict = cert.verify_status if cert is not None else "-"
+        access_log.info(
+            '%s "%s %s HTTP/%s" %d %d %s %s',
+            _peer(self.client),
+            request.method,
+            printable(request.target.decode("latin-1")),
+            request.http_version,
+            writer.status,
+            sent,
+            printable(who),
+            printable(verdict),
+        )
+
+    # -- output and closing --------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if self._lost or not data:
+            return
+        if self.tls is not None:
+            self.tls.send(data)
+            self._flush_tls()
+        else:
+            self._write_raw(data)
+
+    def _write_raw(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the socket's buffer is full."""
+        if self._write_paused and not self._lost:
+            self._drain = self.loop.create_future()
+            await self._drain
+
+    def close_when_idle(self) -> None:
+        """Graceful stop: close now if no request runs, else after its response."""
+        self._closing = True
+        if self._task is None:
+            self._shutdown()
+
+    def _shutdown(self, *, tls_close: bool = True) -> None:
+        self._disarm()
+        if self.transport is None or self._lost or self.transport.is_closing():
+            return
+        if self.tls is not None and tls_close and self.facts is not None:
+            with contextlib.suppress(Exception):  # close_notify is a courtesy
+                self.tls.close()
+                self._flush_tls()
+        self.transport.close()
+        self._lost = True
+
+    def abort(self) -> None:
+        """Drop the connection at once."""
+        self._disarm()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def _arm(self, seconds: float, what: str) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, self._timed_out, what)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self, what: str) -> None:
+        self._timer = None
+        if self._task is not None:
+            return
+        if what not in ("next request", "TLS handshake"):
+            log.info("%s from %s timed out", what, _peer(self.client))
+        if what == "request head" and not self._idle and self.facts is not None:
+            self._write(simple_response(None, 408, "request timeout"))
+        self._shutdown()
+
+
+class Channel:
+    """The :class:`~mutls.apps.base.ResponseChannel` of one request."""
+
+    def __init__(self, conn: ConnectionProtocol, writer: ResponseWriter) -> None:
+        self.conn = conn
+        self.writer = writer
+        self.sent = 0
+
+    async def start(self, status: int, headers: Headers) -> None:
+        self.conn._write(self.writer.head(status, headers))
+
+    async def send(self, data: bytes) -> None:
+        out = self.writer.body(data)
+        self.sent += len(data)
+        self.conn._write(out)
+        await self.conn.drain()
+
+    async def finish(self) -> None:
+        self.conn._write(self.writer.end())
+
+    def abort(self) -> None:
+        self.conn.abort()
+
+    @property
+    def disconnected(self) -> bool:
+        return self.conn._lost
+
+    async def wait_disconnected(self) -> None:
+        await asyncio.shield(self.conn._disconnected)
+
+
+def _address(value: Any) -> tuple[str, int] | None:
+    if isinstance(value, tuple) and len(value) >= 2:
+        return (str(value[0]), int(value[1]))
+    return None
+
+
+def _peer(address: tuple[str, int] | None) -> str:
+    if address is None:
+        return "?"
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

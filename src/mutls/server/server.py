@@ -1,0 +1,223 @@
+"""``Server``: the lifecycle of one serving process: start, listen, stop gracefully.
+
+Everything that can fail (the TLS context, the app import, the ports) fails before the first
+connection is accepted, with one readable line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from mutls.errors import MutlsError
+from mutls.server.config import ServerConfig
+from mutls.server.log import log
+from mutls.server.protocol import ConnectionProtocol, ServerState
+from mutls.tls.options import ClientCertMode
+
+
+class ServerStartError(MutlsError):
+    """The server could not start (a port in use, an address that does not exist)."""
+
+
+def bind_sockets(config: ServerConfig) -> list[socket.socket]:
+    """Listening sockets for ``config.host`` and ``config.port`` (both families for ``None``)."""
+    hosts: list[str | None]
+    if config.host in (None, "", "*"):
+        hosts = ["0.0.0.0", "::"] if socket.has_ipv6 else ["0.0.0.0"]
+    else:
+        hosts = [config.host]
+    sockets: list[socket.socket] = []
+    port = config.port
+    try:
+        for host in hosts:
+            family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((host, port))
+            sock.listen(1024)
+            sock.setblocking(False)
+            port = sock.getsockname()[1]  # port 0: every family gets the same free port
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise ServerStartError(
+            f"cannot listen on {config.host or '*'}:{config.port}: {exc.strerror} "
+            "(change --address/--port)"
+        ) from None
+    return sockets
+
+
+def urls(config: ServerConfig, sockets: list[socket.socket]) -> list[str]:
+    """The URLs a client can use, one per listening socket."""
+    scheme = "https" if config.tls else "http"
+    found = []
+    for sock in sockets:
+        host, port = sock.getsockname()[:2]
+        shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1", "::1") else host
+        if ":" in shown:
+            shown = f"[{shown}]"
+        found.append(f"{scheme}://{shown}:{port}/ (listening on {host})")
+    return found
+
+
+def describe_mode(config: ServerConfig) -> str:
+    """The startup line that says what the server asks of clients."""
+    if not config.tls:
+        return "mode: plain HTTP (no TLS)"
+    if config.client_cert is ClientCertMode.NONE:
+        return "mode: HTTPS, no client certificate asked for"
+    return (
+        f"mode: HTTPS, client certificate {config.client_cert.value}, "
+        f"policy {config.verify.value}"
+        + (", refused in the handshake when missing" if config.reject_at_handshake else "")
+    )
+
+
+class Server:
+    """Serves one :class:`ServerConfig` in the running event loop."""
+
+    def __init__(self, config: ServerConfig, sockets: list[socket.socket] | None = None) -> None:
+        self.config = config
+        self.sockets = sockets
+        self.state: ServerState | None = None
+        self.started = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._servers: list[asyncio.base_events.Server] = []
+
+    @property
+    def ports(self) -> list[int]:
+        """The ports listened on (useful with port 0)."""
+        return [int(s.getsockname()[1]) for s in self.sockets or []]
+
+    def request_stop(self) -> None:
+        """Ask for a graceful stop (safe from a signal handler in the loop)."""
+        self._stop.set()
+
+    async def prepare(self, out: TextIO | None = sys.stderr, tls_context: object = None) -> None:
+        """Build the TLS context and the app, bind, start the app, print the startup lines."""
+        config = self.config
+        trust = None
+        if tls_context is None and config.tls:
+            trust = (
+                config.trust_material() if config.client_cert is not ClientCertMode.NONE else None
+            )
+            tls_context = config.tls_context()
+        app = config.load_app()
+        if self.sockets is None:
+            self.sockets = bind_sockets(config)
+        self.state = ServerState(config, app, tls_context)
+        await app.startup()
+        loop = asyncio.get_running_loop()
+        state = self.state
+        for sock in self.sockets:
+            self._servers.append(
+                await loop.create_server(lambda: ConnectionProtocol(state), sock=sock, backlog=1024)
+            )
+        if out is not None:
+            for url in urls(config, self.sockets):
+                print(f"mutls: serving on {url}", file=out)
+            print(f"mutls: {describe_mode(config)}", file=out)
+            what = config.app or "the test page at /cctest.aspx" + (
+                f" and static files from {config.root}" if config.root else ""
+            )
+            print(f"mutls: app: {what}", file=out)
+            warnings = list(config.startup_warnings(trust))
+            warnings += list(getattr(tls_context, "warnings", []) or [])
+            for warning in warnings:
+                print(f"mutls: WARNING: {warning}", file=out)
+            out.flush()
+        self.started.set()
+
+    async def serve(self, out: TextIO | None = sys.stderr) -> None:
+        """Run until :meth:`request_stop` (or SIGTERM/SIGINT when installed), then drain."""
+        await self.prepare(out)
+        await self._stop.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, finish requests in flight (bounded), close, run app shutdown."""
+        state = self.state
+        if state is None:
+            return
+        state.stopping = True
+        for server in self._servers:
+            server.close()
+        for conn in list(state.connections):
+            conn.close_when_idle()
+        deadline = asyncio.get_running_loop().time() + self.config.timeouts.graceful
+        while state.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for conn in list(state.connections):
+            conn.abort()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1)
+        await state.app.shutdown()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop gracefully."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when installed, else asyncio's."""
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    return loop
+
+
+def run(config: ServerConfig, *, on_ready: Callable[[Server], None] | None = None) -> int:
+    """Serve ``config`` in this process until SIGTERM/SIGINT; the exit code."""
+    loop = new_event_loop()
+    server = Server(config)
+
+    async def main() -> None:
+        server.install_signal_handlers()
+        await server.prepare()
+        if on_ready is not None:
+            on_ready(server)
+        _write_pidfile(config)
+        try:
+            await server._stop.wait()
+        finally:
+            await server.shutdown()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        _remove_pidfile(config)
+        loop.close()
+    log.info("stopped")
+    return 0
+
+
+def _write_pidfile(config: ServerConfig) -> None:
+    if config.pidfile is not None:
+        try:
+            with open(config.pidfile, "w", encoding="ascii") as handle:
+                handle.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            raise MutlsError(f"--pidfile {config.pidfile}: {exc.strerror}") from None
+
+
+def _remove_pidfile(config: ServerConfig) -> None:
+    if config.pidfile is not None:
+        with contextlib.suppress(OSError):
+            os.remove(config.pidfile)
