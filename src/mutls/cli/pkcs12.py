@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from cryptography import x509
 
 from mutls.cli.common import ArgumentParser
-from mutls.errors import FileFormatError, PasswordError, UsageError, WrongPasswordError
+from mutls.errors import FileFormatError, PasswordError, PKIError, UsageError, WrongPasswordError
 from mutls.passwords import parse_pass_spec, prompt_password
 from mutls.pki.certs import load_certificates
 from mutls.pki.files import PRIVATE, PUBLIC, read_file, write_file
@@ -68,6 +69,9 @@ def main(argv: Sequence[str]) -> int:
     if args.password is not None:
         args.passin = args.passin or args.password
         args.passout = args.passout or args.password
+    if args.output not in (None, "-") and not args.force and Path(args.output).exists():
+        # before any password prompt or "MAC verified OK": nothing would come of them
+        raise PKIError(f"{args.output}: already exists (remove it or pass --force to overwrite)")
     if args.export:
         return _export(args)
     return _import(args)
