@@ -309,9 +309,10 @@ def _confirm_root(cert: x509.Certificate, yes: bool) -> bool | None:
     if yes:
         return True
     if not sys.stdin or not sys.stdin.isatty():
-        _warn(
-            f"not added to Trust: {subject} is a root, and there is no terminal to confirm on "
-            "(re-run with --yes to trust it)"
+        print(
+            f"mutls certmgr: not added to Trust: {subject} is a root, and there is no terminal "
+            "to confirm on (re-run with --yes to trust it)",
+            file=sys.stderr,
         )
         return None
     print(f"{subject} is a root: trusting it accepts every certificate it issues.")
