@@ -18,6 +18,7 @@ from mutls.tls.options import ClientCertMode, VerifyPolicy
 
 if TYPE_CHECKING:
     from mutls.apps.base import HTTPApp
+    from mutls.tls.context import ServerContext
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class ServerConfig:
             machine=self.machine_store,
         )
 
-    def tls_context(self, trust: TrustMaterial | None = None) -> Any:
+    def tls_context(self, trust: TrustMaterial | None = None) -> ServerContext | None:
         """The engine's ``ServerContext`` (``None`` for plain HTTP); raises MutlsError.
 
         ``trust`` saves building the trust material twice when the caller has it already.
@@ -155,25 +156,3 @@ class ServerConfig:
         from mutls.apps import build_app
 
         return build_app(self.app, app_dir=self.app_dir, root=self.root, threads=self.threads)
-
-    def startup_warnings(self, trust: TrustMaterial | None) -> list[str]:
-        """What an operator must know about this configuration before trusting it."""
-        warnings: list[str] = []
-        if self.keylog_path is not None:
-            warnings.append(
-                f"--keylog {self.keylog_path}: TLS secrets are being written; anyone with this "
-                "file can decrypt the traffic. Never use it in production."
-            )
-        if self.client_cert is ClientCertMode.NONE or self.identity is None:
-            return warnings
-        if self.verify is VerifyPolicy.REPORT:
-            warnings.append(
-                "policy report: the app also runs for certificates that are NOT valid; it must "
-                "check mutls.client_certificate(...).valid (SSL_CLIENT_VERIFY)"
-            )
-        if trust is not None and not trust.anchors:
-            warnings.append(
-                "no trust anchor configured: every client certificate will be not valid "
-                "(give --client-ca root.cer, or run `mutls certmgr --add -c Trust root.cer`)"
-            )
-        return warnings

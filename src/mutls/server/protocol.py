@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from mutls.apps.base import HTTPApp
 from mutls.apps.facts import ConnectionFacts, connection_facts
@@ -23,6 +23,8 @@ from mutls.http.events import (
 from mutls.http.response import ResponseWriter, simple_response
 from mutls.server.config import ServerConfig
 from mutls.server.log import access_log, log, printable
+from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
+from mutls.tls.context import ServerContext
 from mutls.tls.policy import refusal_reason
 
 #: pipelined events waiting before the socket stops being read.
@@ -36,7 +38,7 @@ class ServerState:
 
     config: ServerConfig
     app: HTTPApp
-    tls_context: Any = None
+    tls_context: ServerContext | None = None
     connections: set[ConnectionProtocol] = field(default_factory=set)
     stopping: bool = False
 
@@ -49,7 +51,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self.config = state.config
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.tls: Any = None
+        self.tls: TLSConnection | None = None
         self.http = HTTPConnection(self.config.limits)
         self.facts: ConnectionFacts | None = None
         self.client: tuple[str, int] | None = None
@@ -68,7 +70,8 @@ class ConnectionProtocol(asyncio.Protocol):
     # -- asyncio callbacks ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        self.transport = transport = cast(asyncio.Transport, transport)
         self.client = _address(transport.get_extra_info("peername"))
         self.server = _address(transport.get_extra_info("sockname"))
         if len(self.state.connections) >= self.config.max_connections or self.state.stopping:
@@ -78,8 +81,6 @@ class ConnectionProtocol(asyncio.Protocol):
             return
         self.state.connections.add(self)
         if self.state.tls_context is not None:
-            from mutls.tls.connection import TLSConnection
-
             self.tls = TLSConnection(self.state.tls_context)
             self._arm(self.config.timeouts.handshake, "TLS handshake")
         else:
@@ -126,30 +127,31 @@ class ConnectionProtocol(asyncio.Protocol):
     # -- TLS -----------------------------------------------------------------------------------
 
     def _decrypt(self, data: bytes) -> bytes:
-        from mutls.tls.connection import PlainHTTPError, TLSError
-
+        tls = self.tls
+        assert tls is not None
         try:
-            plain: bytes = self.tls.receive_data(data)
+            plain = tls.receive_data(data)
         except PlainHTTPError:
             log.info("plain HTTP on the TLS port from %s: answered 400", _peer(self.client))
             self._write_raw(simple_response(None, 400, PLAIN_HTTP_ON_TLS_PORT))
             self._shutdown()
             return b""
         except TLSError as exc:
-            self._write_raw(self.tls.data_to_send())
+            self._write_raw(tls.data_to_send())
             log.info("TLS failure with %s: %s", _peer(self.client), printable(exc))
             self._shutdown(tls_close=False)
             return b""
         self._flush_tls()
-        if self.facts is None and self.tls.handshake_complete:
-            self._on_handshake()
-        if self.tls.peer_closed and not plain:
+        if self.facts is None and tls.handshake_complete:
+            self._on_handshake(tls)
+        if tls.peer_closed and not plain:
             self.http.receive_data(b"")
             self._pump()
         return plain
 
-    def _on_handshake(self) -> None:
-        info = self.tls.info
+    def _on_handshake(self, tls: TLSConnection) -> None:
+        info = tls.info
+        assert info is not None
         reason = refusal_reason(
             info.client_certificate, self.config.client_cert, self.config.verify
         )
@@ -158,7 +160,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self._arm(self.config.timeouts.header, "request head")
 
     def _flush_tls(self) -> None:
-        out = self.tls.data_to_send()
+        out = self.tls.data_to_send() if self.tls is not None else b""
         if out:
             self._write_raw(out)
 

@@ -13,13 +13,16 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mutls.errors import MutlsError
 from mutls.server.config import ServerConfig
 from mutls.server.log import log
 from mutls.server.protocol import ConnectionProtocol, ServerState
 from mutls.tls.options import ClientCertMode
+
+if TYPE_CHECKING:
+    from mutls.tls.context import ServerContext
 
 
 class ServerStartError(MutlsError):
@@ -103,15 +106,17 @@ class Server:
         """Ask for a graceful stop (safe from a signal handler in the loop)."""
         self._stop.set()
 
-    async def prepare(self, out: TextIO | None = sys.stderr, tls_context: object = None) -> None:
+    async def prepare(
+        self, out: TextIO | None = sys.stderr, tls_context: ServerContext | None = None
+    ) -> None:
         """Build the TLS context and the app, bind, start the app, print the startup lines."""
         config = self.config
-        trust = None
         if tls_context is None and config.tls:
-            trust = (
-                config.trust_material() if config.client_cert is not ClientCertMode.NONE else None
-            )
             tls_context = config.tls_context()
+        warnings: list[str] = []
+        if tls_context is not None:
+            # The engine knows what its configuration can never do; it says so once, here.
+            warnings = [*tls_context.warnings, *tls_context.validate(config.verify)]
         app = config.load_app()
         if self.sockets is None:
             self.sockets = bind_sockets(config)
@@ -131,8 +136,6 @@ class Server:
                 f" and static files from {config.root}" if config.root else ""
             )
             print(f"mutls: app: {what}", file=out)
-            warnings = list(config.startup_warnings(trust))
-            warnings += list(getattr(tls_context, "warnings", []) or [])
             for warning in warnings:
                 print(f"mutls: WARNING: {warning}", file=out)
             out.flush()

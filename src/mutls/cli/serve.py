@@ -1,0 +1,252 @@
+"""``mutls serve [APP]``: serve a WSGI or ASGI app (or the article's test page) over HTTPS with
+client certificates. ``mutls xsp`` shares these options (see :mod:`mutls.cli.xsp`).
+
+How the flags combine (for both commands):
+
+- no certificate and no ``--https*``: plain HTTP;
+- ``--https``: TLS, no client certificate asked for;
+- ``--https-client-accept`` / ``--https-client-require``: optional / require, policy report (XSP);
+- a certificate without ``--https*``: ``--client-cert`` (default none), ``--verify`` (default
+  strict);
+- ``--verify`` overrides the policy; contradicting flags are refused, naming both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import threading
+from collections.abc import Sequence
+
+from mutls.cli.common import ArgumentParser, password_from
+from mutls.errors import UsageError, WrongPasswordError
+from mutls.pki.identity import Identity
+from mutls.server.config import ServerConfig
+from mutls.tls.options import ClientCertMode, VerifyPolicy
+
+HELP = "serve a WSGI/ASGI app (or the test page) over HTTPS with client certificates"
+
+HTTPS_FLAGS = {
+    "https": ("--https", ClientCertMode.NONE),
+    "https_client_accept": ("--https-client-accept", ClientCertMode.OPTIONAL),
+    "https_client_require": ("--https-client-require", ClientCertMode.REQUIRE),
+}
+#: options that only make sense with TLS: dest -> flag.
+TLS_ONLY = {
+    "client_ca": "--client-ca",
+    "crl": "--crl",
+    "no_ca_names": "--no-ca-names",
+    "reject_at_handshake": "--reject-at-handshake",
+    "ciphers": "--ciphers",
+    "tls13_ciphers": "--tls13-ciphers",
+    "keylog": "--keylog",
+    "client_cert": "--client-cert",
+    "verify": "--verify",
+}
+
+
+def add_server_options(parser: argparse.ArgumentParser, *, default_address: str) -> None:
+    """The options ``serve`` and ``xsp`` share (XSP's own and the modern ones)."""
+    where = parser.add_argument_group("where")
+    where.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
+    where.add_argument(
+        "--address",
+        default=default_address,
+        help=f"address to listen on; '*' for every IPv4 and IPv6 one (default {default_address})",
+    )
+    where.add_argument("--root", metavar="DIR", help="also serve static files from DIR")
+    xsp = parser.add_argument_group("XSP's TLS switches")
+    for dest, (flag, _mode) in HTTPS_FLAGS.items():
+        xsp.add_argument(flag, dest=dest, action="store_true", help=_HTTPS_HELP[dest])
+    ident = parser.add_argument_group("the server's certificate")
+    ident.add_argument("--p12file", "--p12", dest="p12", metavar="FILE", help="PKCS#12 identity")
+    ident.add_argument("--cert", metavar="FILE", help="PEM certificate (+chain)")
+    ident.add_argument("--pkfile", "--key", dest="key", metavar="FILE", help="PEM private key")
+    ident.add_argument("--pkpwd", metavar="PASSWORD", help="password of the P12 or key")
+    ident.add_argument("--pkpwd-file", "--pass-file", dest="pass_file", metavar="FILE")
+    ident.add_argument("--pkpwd-env", "--pass-env", dest="pass_env", metavar="VAR")
+    client = parser.add_argument_group("client certificates")
+    client.add_argument(
+        "--client-cert",
+        choices=[m.value for m in ClientCertMode],
+        help="ask for a client certificate: none, optional, require (default none)",
+    )
+    client.add_argument(
+        "--verify",
+        choices=[p.value for p in VerifyPolicy],
+        help="strict: refuse invalid certificates with 403; report: let the app decide",
+    )
+    client.add_argument(
+        "--client-ca",
+        action="append",
+        metavar="FILE",
+        help="trust anchors for client certificates (repeatable; default: the Trust store)",
+    )
+    client.add_argument("--crl", action="append", metavar="FILE", help="CRL file (repeatable)")
+    client.add_argument(
+        "--machine-store", action="store_true", help="use the machine's stores, not the user's"
+    )
+    client.add_argument(
+        "--no-ca-names",
+        action="store_true",
+        help="send no CA names in the CertificateRequest (clients offer any certificate)",
+    )
+    client.add_argument(
+        "--reject-at-handshake",
+        action="store_true",
+        help="with require: fail the TLS handshake when no certificate is sent, not a 403",
+    )
+    tls = parser.add_argument_group("TLS tuning")
+    tls.add_argument("--ciphers", metavar="LIST", help="OpenSSL cipher string for TLS 1.2")
+    tls.add_argument("--tls13-ciphers", metavar="LIST", help="TLS 1.3 cipher suites")
+    tls.add_argument(
+        "--keylog", metavar="FILE", help="write TLS secrets to FILE (debugging only: INSECURE)"
+    )
+    run = parser.add_argument_group("running")
+    run.add_argument("--nonstop", action="store_true", help="do not stop when Return is pressed")
+    run.add_argument("--verbose", action="store_true", help="log every request")
+    run.add_argument("--pidfile", metavar="FILE", help="write the process id to FILE")
+
+
+_HTTPS_HELP = {
+    "https": "HTTPS without client certificates",
+    "https_client_accept": "HTTPS; accept a client certificate if sent (policy report)",
+    "https_client_require": "HTTPS; require a client certificate (policy report)",
+}
+
+
+def resolve_modes(args: argparse.Namespace) -> tuple[bool, ClientCertMode, VerifyPolicy]:
+    """(TLS on, client-certificate mode, policy) from the flags, per the table above."""
+    https = [(flag, mode) for dest, (flag, mode) in HTTPS_FLAGS.items() if getattr(args, dest)]
+    if len(https) > 1:
+        raise UsageError(f"{https[0][0]} and {https[1][0]} contradict each other: give one")
+    if args.p12 and args.cert:
+        raise UsageError("--p12file and --cert contradict each other: give one certificate")
+    if args.key and not args.cert:
+        raise UsageError("--pkfile/--key needs --cert (a P12 holds its own key)")
+    has_cert = bool(args.p12 or args.cert)
+    if https and not has_cert:
+        raise UsageError(
+            f"{https[0][0]} needs the server's certificate: --p12file FILE or --cert FILE"
+        )
+    if not has_cert:
+        given = [flag for dest, flag in TLS_ONLY.items() if getattr(args, dest)]
+        if given:
+            raise UsageError(
+                f"{given[0]} needs TLS, which needs a certificate (--p12file FILE or --cert FILE)"
+            )
+        return False, ClientCertMode.NONE, VerifyPolicy.STRICT
+    chosen = ClientCertMode(args.client_cert) if args.client_cert else None
+    if https:
+        flag, mode = https[0]
+        if chosen is not None and chosen is not mode:
+            raise UsageError(
+                f"{flag} and --client-cert {chosen.value} contradict each other: give one"
+            )
+        policy = VerifyPolicy.REPORT
+    else:
+        mode = chosen or ClientCertMode.NONE
+        policy = VerifyPolicy.STRICT
+    if args.verify:
+        policy = VerifyPolicy(args.verify)
+    if args.reject_at_handshake and mode is not ClientCertMode.REQUIRE:
+        raise UsageError(
+            "--reject-at-handshake needs a required certificate "
+            "(--https-client-require or --client-cert require)"
+        )
+    return True, mode, policy
+
+
+def load_identity(args: argparse.Namespace) -> Identity:
+    """The server's identity from --p12file or --cert/--pkfile, with its password."""
+    password = password_from(args, args.pkpwd, None)
+    path = args.p12 or args.cert
+    try:
+        if args.p12:
+            return Identity.from_p12(path, password)
+        return Identity.from_pem(args.cert, args.key, password)
+    except WrongPasswordError as exc:
+        if password is None and sys.stdin is not None and sys.stdin.isatty():
+            prompted = password_from(args, None, f"Password for {path}: ")
+            if args.p12:
+                return Identity.from_p12(path, prompted)
+            return Identity.from_pem(args.cert, args.key, prompted)
+        hint = "" if "--pkpwd" in str(exc) else " (give it with --pkpwd or --pkpwd-file)"
+        raise WrongPasswordError(f"{exc}{hint}") from None
+
+
+def config_from_args(args: argparse.Namespace, *, app: str | None = None) -> ServerConfig:
+    """One validated :class:`ServerConfig` from parsed options."""
+    tls, mode, policy = resolve_modes(args)
+    return ServerConfig(
+        host=None if args.address in ("*", "") else args.address,
+        port=args.port,
+        identity=load_identity(args) if tls else None,
+        client_cert=mode,
+        verify=policy,
+        client_ca_files=tuple(args.client_ca or ()),
+        crl_files=tuple(args.crl or ()),
+        machine_store=args.machine_store,
+        send_ca_names=not args.no_ca_names,
+        ciphers=args.ciphers,
+        tls13_ciphers=args.tls13_ciphers,
+        reject_at_handshake=args.reject_at_handshake,
+        keylog_path=args.keylog,
+        app=app,
+        app_dir=getattr(args, "app_dir", "."),
+        root=args.root,
+        workers=getattr(args, "workers", 1),
+        threads=getattr(args, "threads", 16),
+        max_connections=getattr(args, "max_connections", 1000),
+        pidfile=args.pidfile,
+        verbose=args.verbose,
+    )
+
+
+def serve(config: ServerConfig, *, nonstop: bool) -> int:
+    """Run the server until a signal (or Return, as XSP, unless ``nonstop``)."""
+    from mutls.server.log import configure_logging
+    from mutls.server.server import Server, run
+    from mutls.server.workers import run_workers
+
+    configure_logging(config.verbose)
+    if config.workers > 1:
+        return run_workers(config)
+
+    def on_ready(server: Server) -> None:
+        if nonstop or sys.stdin is None or not sys.stdin.isatty():
+            return
+        print("mutls: hit Return to stop the server.", file=sys.stderr)
+        loop = asyncio.get_running_loop()
+
+        def wait_for_return() -> None:
+            try:
+                sys.stdin.readline()
+            finally:
+                loop.call_soon_threadsafe(server.request_stop)
+
+        threading.Thread(target=wait_for_return, daemon=True).start()
+
+    return run(config, on_ready=on_ready)
+
+
+def build_parser() -> ArgumentParser:
+    """``mutls serve``'s options."""
+    parser = ArgumentParser(prog="mutls serve", description=HELP)
+    parser.add_argument(
+        "app", nargs="?", metavar="APP", help="module:attribute of a WSGI or ASGI app"
+    )
+    parser.add_argument("--app-dir", default=".", help="import APP from DIR (default: .)")
+    add_server_options(parser, default_address="127.0.0.1")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--threads", type=int, default=16, help="WSGI threads per worker")
+    parser.add_argument("--max-connections", type=int, default=1000, help="per worker")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """``mutls serve``."""
+    args = build_parser().parse_args(list(argv))
+    # Stopping on Return is XSP's habit (``mutls xsp``); ``serve`` stops on Ctrl-C or SIGTERM.
+    return serve(config_from_args(args, app=args.app), nonstop=True)
