@@ -7,6 +7,7 @@ nginx comes from Debian; mutls runs from the project's venv, the one running thi
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -32,6 +33,10 @@ PEER_REQUIREMENTS = ("uvicorn[standard]", "hypercorn", "granian")
 APP = "asgi_app:app"
 #: idle connections must outlive the measurement of their memory.
 KEEP_ALIVE_S = 600
+
+
+class ServerStartError(BenchError):
+    """A server did not start or never answered: it is skipped for the rest of the run."""
 
 
 @dataclass(frozen=True)
@@ -120,16 +125,23 @@ def peers_venv_ready() -> bool:
     return (PEERS_VENV / ".bench-peers").exists() and PEERS_PYTHON.exists()
 
 
-def mutls_serve_status() -> tuple[bool, bool, str]:
-    """(``mutls serve`` works, has ``--workers``, why not), from ``mutls serve --help``."""
+@functools.cache
+def mutls_serve_help() -> tuple[str | None, str]:
+    """(the help text of ``mutls serve``, or None and why it is not usable yet)."""
     try:
         result = _run([sys.executable, "-m", "mutls", "serve", "--help"], timeout=30)
     except subprocess.TimeoutExpired:
-        return False, False, "`python -m mutls serve --help` timed out"
+        return None, "`python -m mutls serve --help` timed out"
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        return False, False, f"`python -m mutls serve --help` fails ({last[:120]})"
-    return True, "--workers" in result.stdout, ""
+        return None, f"`python -m mutls serve --help` fails ({last[:120]})"
+    return result.stdout, ""
+
+
+def mutls_serve_status() -> tuple[bool, bool, str]:
+    """(``mutls serve`` works, has ``--workers``, why not), from ``mutls serve --help``."""
+    text, why = mutls_serve_help()
+    return text is not None, text is not None and "--workers" in text, why
 
 
 # -- what each one runs on -------------------------------------------------------------------
@@ -248,6 +260,11 @@ def server_command(peer: Peer, files: BenchPKI, port: int, workdir: Path) -> lis
             "--cert", str(files.server_cert), "--key", str(files.server_key),
             "--client-cert", "require", "--verify", peer.verify, "--client-ca", str(files.ca),
         ]  # fmt: skip
+        text = mutls_serve_help()[0] or ""
+        if "--nonstop" in text:  # XSP's habit: without it, end of stdin stops the server
+            command.append("--nonstop")
+        if "--max-connections" in text:  # the idle test holds 10,000
+            command += ["--max-connections", "30000"]
         return command + (["--workers", str(peer.workers)] if peer.workers != 1 else [])
     raise BenchError(f"unknown peer kind {peer.kind!r}")
 
@@ -316,8 +333,8 @@ def _wait_ready(
     last = "no answer"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-            raise BenchError(f"server exited with {proc.returncode}: {' | '.join(tail)[:400]}")
+            tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-2:])
+            raise ServerStartError(f"server exited with {proc.returncode}: {tail[:300]}")
         try:
             status = probe(files, port)
             if " 200 " in status + " ":
@@ -326,7 +343,7 @@ def _wait_ready(
         except (OSError, ssl.SSLError) as error:
             last = str(error)
         time.sleep(0.1)
-    raise BenchError(f"server not ready within {timeout:.0f} s: {last[:200]} (log: {log})")
+    raise ServerStartError(f"server not ready within {timeout:.0f} s: {last[:200]} (log: {log})")
 
 
 def _group_alive(pgid: int) -> bool:

@@ -30,6 +30,7 @@ from peers import (
     BENCH_DIR,
     PEERS,
     Peer,
+    ServerStartError,
     ensure_debian_packages,
     ensure_peers_venv,
     mutls_serve_status,
@@ -124,6 +125,7 @@ def run_rounds(
     loadgen: Path,
     work: Path,
     failures: dict[str, str],
+    skipped: dict[str, str],
 ) -> dict[str, dict[str, dict[str, list[dict[str, Any]]]]]:
     """key type -> peer -> metric -> one sample per round, peers interleaved in each round."""
     samples: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {k: {} for k in args.keys}
@@ -133,6 +135,8 @@ def run_rounds(
         for key in args.keys:
             metrics = ("new", "keepalive", "resume") if key == "ecdsa-p256" else ("new",)
             for peer in order:
+                if peer.name in skipped:
+                    continue
                 log(f"round {round_no + 1}/{args.rounds} {key} {peer.name}")
                 try:
                     with running(peer, pkis[key], work / peer.name.replace(" ", "-")) as (
@@ -152,6 +156,9 @@ def run_rounds(
                             )
                             samples[key].setdefault(peer.name, {}).setdefault(metric, [])
                             samples[key][peer.name][metric].append(_sample(m))
+                except ServerStartError as error:
+                    skipped[peer.name] = f"did not start: {error}"
+                    log(f"  skipping {peer.name} from now on: {error}")
                 except BenchError as error:
                     failures[f"{peer.name} {key} round {round_no + 1}"] = str(error)
                     log(f"  FAILED: {error}")
@@ -261,7 +268,10 @@ def main(argv: list[str] | None = None) -> int:
                 "skipped": skipped,
                 "failures": {},
             }
-            samples = run_rounds(args, peers, pkis, loadgen, work, result["failures"])
+            samples = run_rounds(
+                args, peers, pkis, loadgen, work, result["failures"], result["skipped"]
+            )
+            peers = [p for p in peers if p.name not in result["skipped"]]
             result["samples"] = samples
             result["summary"] = {key: summarise(samples[key]) for key in args.keys}
             result["idle"] = (
