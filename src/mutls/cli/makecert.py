@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--p12",
         dest="p12",
         metavar="FILE",
-        help="write a PKCS#12 with the key and chain (see below for the password)",
+        help="-p12 FILE PASSWORD: a PKCS#12 with the key and chain (password: see below)",
     )
     mono.add_argument("-alt", dest="alt_file", metavar="FILE", help="SANs, one DNS name a line")
     mono.add_argument("output", nargs="?", help="the certificate (.cer/.der DER, else PEM)")

@@ -22,7 +22,9 @@ from mutls.pki.certs import (
     write_certificate,
 )
 from mutls.pki.crl import build_crl, load_crls, parse_crls, write_crl
+from mutls.pki.describe import FileReport, describe_certificate, describe_file, weaknesses
 from mutls.pki.identity import Identity
+from mutls.pki.issuance import Issuer, Validity, issue_certificate
 from mutls.pki.keys import (
     KeySpec,
     KeyType,
@@ -40,18 +42,24 @@ __all__ = [
     "CLIENT_AUTH",
     "SERVER_AUTH",
     "CertificateAuthority",
+    "FileReport",
     "Identity",
+    "Issuer",
     "KeySpec",
     "KeyType",
     "PrivateKey",
     "TrustMaterial",
+    "Validity",
     "allows_client_auth",
     "build_certificate",
     "build_crl",
+    "describe_certificate",
+    "describe_file",
     "describe_key",
     "fingerprint",
     "generate_private_key",
     "is_ca_certificate",
+    "issue_certificate",
     "key_matches_certificate",
     "load_certificate",
     "load_certificates",
@@ -62,6 +70,7 @@ __all__ = [
     "parse_eku",
     "parse_general_name",
     "parse_name",
+    "weaknesses",
     "write_certificate",
     "write_crl",
     "write_private_key",
