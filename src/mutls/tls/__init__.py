@@ -2,6 +2,8 @@
 is not acceptable, instead of aborting the handshake."""
 
 from mutls.tls.client_certificate import ClientCertificate, SubjectAltNames
+from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
+from mutls.tls.context import ServerContext, ServerTLSConfig
 from mutls.tls.info import TLSInfo
 from mutls.tls.options import ClientCertMode, VerifyPolicy
 from mutls.tls.policy import refusal_reason
@@ -9,7 +11,12 @@ from mutls.tls.policy import refusal_reason
 __all__ = [
     "ClientCertMode",
     "ClientCertificate",
+    "PlainHTTPError",
+    "ServerContext",
+    "ServerTLSConfig",
     "SubjectAltNames",
+    "TLSConnection",
+    "TLSError",
     "TLSInfo",
     "VerifyPolicy",
     "refusal_reason",

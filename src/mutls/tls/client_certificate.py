@@ -46,6 +46,8 @@ class ClientCertificate:
     error_depth: int | None = None
     chain: tuple[x509.Certificate, ...] = field(default=())
     resumed: bool = False
+    #: the certificate at ``error_depth`` (it may be one of our CAs, not one the client sent).
+    error_certificate: x509.Certificate | None = None
 
     @classmethod
     def absent(cls) -> ClientCertificate:

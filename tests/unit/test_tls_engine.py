@@ -1,0 +1,524 @@
+"""The TLS engine driven by bytes alone: a pyOpenSSL client on memory BIOs talks to
+``TLSConnection``; no socket, no thread."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from OpenSSL import SSL, crypto
+
+from mutls import pki
+from mutls.errors import UsageError
+from mutls.pki.trust import TrustMaterial
+from mutls.tls import (
+    ClientCertMode,
+    PlainHTTPError,
+    ServerContext,
+    ServerTLSConfig,
+    TLSConnection,
+    TLSError,
+    VerifyPolicy,
+)
+from mutls.tls.ciphers import iana_cipher_id
+
+from helpers import CLIENT_CASES, PKIFiles
+
+TLS12, TLS13 = SSL.TLS1_2_VERSION, SSL.TLS1_3_VERSION
+VERSIONS = pytest.mark.parametrize("version", [TLS12, TLS13], ids=["tls1.2", "tls1.3"])
+
+
+# -- the byte-level driver (the "client side" every test uses) ------------------------------
+
+
+def full_trust(test_pki: PKIFiles) -> TrustMaterial:
+    """The root, its CRL (revokes "revoked") and Disallowed holding "disallowed"."""
+    return TrustMaterial(
+        anchors=(test_pki.ca.certificate,),
+        disallowed=(test_pki.identities["disallowed"].certificate,),
+        crls=tuple(pki.load_crls(test_pki.crl_path)),
+    )
+
+
+def server_context(
+    test_pki: PKIFiles,
+    mode: ClientCertMode = ClientCertMode.OPTIONAL,
+    trust: TrustMaterial | None = None,
+    **options: object,
+) -> ServerContext:
+    config = ServerTLSConfig(
+        identity=test_pki.identities["server"],
+        client_cert_mode=mode,
+        trust=full_trust(test_pki) if trust is None else trust,
+        **options,  # type: ignore[arg-type]
+    )
+    return ServerContext(config)
+
+
+def client_context(
+    test_pki: PKIFiles,
+    identity: pki.Identity | None = None,
+    *,
+    version: int | None = None,
+    tickets: bool = True,
+    ciphers: str | None = None,
+) -> SSL.Context:
+    """A client that verifies the server and sends ``identity`` with its whole chain."""
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    if version is not None:
+        context.set_min_proto_version(version)
+        context.set_max_proto_version(version)
+    if not tickets:
+        context.set_options(SSL.OP_NO_TICKET)
+    if ciphers is not None:
+        context.set_cipher_list(ciphers.encode())
+    context.get_cert_store().add_cert(crypto.X509.from_cryptography(test_pki.ca.certificate))  # type: ignore[union-attr]
+    context.set_verify(SSL.VERIFY_PEER)
+    context.set_alpn_protos([b"http/1.1"])
+    if identity is not None:
+        context.use_certificate(identity.certificate)
+        context.use_privatekey(identity.key)
+        for cert in identity.chain:
+            context.add_extra_chain_cert(cert)
+    return context
+
+
+def new_client(context: SSL.Context, session: SSL.Session | None = None) -> SSL.Connection:
+    client = SSL.Connection(context, None)
+    client.set_connect_state()
+    client.set_tlsext_host_name(b"localhost")
+    if session is not None:
+        client.set_session(session)
+    return client
+
+
+def flush(server: TLSConnection, client: SSL.Connection) -> bytes:
+    """Server -> client: hand over what the server has to send; return client plaintext."""
+    data = server.data_to_send()
+    if data:
+        client.bio_write(data)
+    try:
+        return client.recv(1 << 20)
+    except SSL.WantReadError:
+        return b""
+
+
+def client_output(client: SSL.Connection) -> bytes:
+    try:
+        return client.bio_read(1 << 20)
+    except SSL.WantReadError:
+        return b""
+
+
+def handshake(server: TLSConnection, client: SSL.Connection) -> None:
+    """Pump until both sides are done (the client also takes TLS 1.3 tickets)."""
+    for _ in range(10):
+        try:
+            client.do_handshake()
+        except SSL.WantReadError:
+            pass
+        out = client_output(client)
+        if out:
+            server.receive_data(out)
+        back = server.data_to_send()
+        if back:
+            client.bio_write(back)
+        if server.handshake_complete and not back and not out:
+            break
+    assert server.handshake_complete
+    flush(server, client)  # NewSessionTicket in TLS 1.3 comes after the handshake
+
+
+def connect(
+    test_pki: PKIFiles,
+    context: ServerContext,
+    client_ctx: SSL.Context,
+    session: SSL.Session | None = None,
+) -> tuple[TLSConnection, SSL.Connection]:
+    server = TLSConnection(context)
+    client = new_client(client_ctx, session)
+    handshake(server, client)
+    return server, client
+
+
+def failed_handshake(server: TLSConnection, client: SSL.Connection) -> tuple[TLSError, str]:
+    """Pump until the server fails; return its error and what the client read of the alert."""
+    for _ in range(10):
+        try:
+            client.do_handshake()
+            client.recv(100)  # TLS 1.3: the client is done before the server judges it
+        except SSL.WantReadError:
+            pass
+        except SSL.Error as exc:
+            pytest.fail(f"the client failed first: {exc}")
+        out = client_output(client)
+        try:
+            server.receive_data(out)
+        except TLSError as error:
+            alert = server.data_to_send()
+            assert alert, "the server closed without an alert"
+            client.bio_write(alert)
+            with pytest.raises(SSL.Error) as seen:
+                client.do_handshake()
+                client.recv(100)
+            return error, str(seen.value)
+        back = server.data_to_send()
+        if back:
+            client.bio_write(back)
+    pytest.fail("the handshake did not fail")
+
+
+def verdict_of(server: TLSConnection) -> tuple[bool, bool, str | None]:
+    assert server.info is not None
+    cert = server.info.client_certificate
+    return cert.present, cert.valid, cert.error
+
+
+# -- every client certificate, TLS 1.2 and 1.3 -----------------------------------------------
+
+
+@VERSIONS
+@pytest.mark.parametrize("name", list(CLIENT_CASES))
+def test_every_client_certificate_gets_its_verdict(
+    test_pki: PKIFiles, name: str, version: int
+) -> None:
+    context = server_context(test_pki)
+    identity = test_pki.identities[name]
+    server, _ = connect(test_pki, context, client_context(test_pki, identity, version=version))
+    expected = CLIENT_CASES[name]
+    assert verdict_of(server) == (True, expected is None, expected)
+    assert server.info is not None
+    cert = server.info.client_certificate
+    assert cert.certificate == identity.certificate
+    assert cert.resumed is False and server.info.resumed is False
+    assert cert.verify_status == ("SUCCESS" if expected is None else f"FAILED:{expected}")
+
+
+@pytest.mark.parametrize("name", ["untrusted", "via-intermediate"])
+def test_a_client_that_sends_only_its_leaf_gets_the_same_verdict(
+    test_pki: PKIFiles, name: str
+) -> None:
+    identity = test_pki.identities[name]
+    leaf_only = pki.Identity(identity.certificate, identity.key)
+    trust = full_trust(test_pki)
+    if name == "via-intermediate":  # the CA store supplies what the client did not send
+        trust = TrustMaterial(trust.anchors, (test_pki.intermediate.certificate,))
+    context = server_context(test_pki, trust=trust)
+    server, _ = connect(test_pki, context, client_context(test_pki, leaf_only))
+    expected = CLIENT_CASES[name]
+    assert verdict_of(server) == (True, expected is None, expected)
+
+
+def test_an_intermediate_alone_is_no_trust_anchor(test_pki: PKIFiles) -> None:
+    # The CA store's intermediates build chains; without the root among the anchors, nothing
+    # the intermediate issued is valid.
+    trust = TrustMaterial(intermediates=(test_pki.intermediate.certificate,))
+    identity = test_pki.identities["via-intermediate"]
+    leaf_only = pki.Identity(identity.certificate, identity.key)
+    context = server_context(test_pki, trust=trust)
+    server, _ = connect(test_pki, context, client_context(test_pki, leaf_only))
+    present, valid, error = verdict_of(server)
+    assert present and not valid
+    assert error == "unable to get issuer certificate"
+
+
+def test_a_ca_without_crl_is_not_checked_but_a_stale_crl_is_an_error(test_pki: PKIFiles) -> None:
+    # The root's CRL does not speak for the intermediate: its clients stay valid ...
+    context = server_context(test_pki)
+    server, _ = connect(
+        test_pki, context, client_context(test_pki, test_pki.identities["via-intermediate"])
+    )
+    assert verdict_of(server) == (True, True, None)
+    # ... while an expired CRL for the client's own CA is reported.
+    import datetime as dt
+
+    old = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(test_pki.ca.certificate.subject)
+        .last_update(dt.datetime.now(dt.UTC) - dt.timedelta(days=10))
+        .next_update(dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+        .sign(test_pki.ca.key, pki.certs.HASHES["sha256"]())  # type: ignore[arg-type]
+    )
+    trust = TrustMaterial(anchors=(test_pki.ca.certificate,), crls=(old,))
+    server, _ = connect(
+        test_pki,
+        server_context(test_pki, trust=trust),
+        client_context(test_pki, test_pki.identities["poupou"]),
+    )
+    assert verdict_of(server) == (True, False, "CRL has expired")
+
+
+def test_no_trust_anchor_reports_every_certificate_invalid(test_pki: PKIFiles) -> None:
+    context = server_context(test_pki, trust=TrustMaterial())
+    assert any("no trust anchor" in w for w in context.warnings)
+    identity = test_pki.identities["poupou"]
+    server, _ = connect(test_pki, context, client_context(test_pki, identity))
+    present, valid, error = verdict_of(server)
+    assert present and not valid and error == "unable to get local issuer certificate"
+
+
+# -- modes -----------------------------------------------------------------------------------
+
+
+@VERSIONS
+def test_mode_none_asks_for_nothing(test_pki: PKIFiles, version: int) -> None:
+    context = server_context(test_pki, ClientCertMode.NONE)
+    client_ctx = client_context(test_pki, test_pki.identities["poupou"], version=version)
+    server, client = connect(test_pki, context, client_ctx)
+    assert verdict_of(server) == (False, False, None)
+    assert client.get_client_ca_list() == []
+
+
+@VERSIONS
+@pytest.mark.parametrize("mode", [ClientCertMode.OPTIONAL, ClientCertMode.REQUIRE])
+def test_no_certificate_completes_the_handshake(
+    test_pki: PKIFiles, mode: ClientCertMode, version: int
+) -> None:
+    # require mode answers a missing certificate at the HTTP layer (403), not in TLS.
+    context = server_context(test_pki, mode)
+    server, client = connect(test_pki, context, client_context(test_pki, version=version))
+    assert verdict_of(server) == (False, False, None)
+    assert server.info is not None
+    assert server.info.client_certificate.verify_status == "NONE"
+    names = [n.der() for n in client.get_client_ca_list()]
+    assert names == [test_pki.ca.certificate.subject.public_bytes()]
+
+
+def test_ca_names_can_be_left_out(test_pki: PKIFiles) -> None:
+    context = server_context(test_pki, send_ca_names=False)
+    server, client = connect(test_pki, context, client_context(test_pki))
+    assert client.get_client_ca_list() == []
+    assert server.handshake_complete
+
+
+@pytest.mark.parametrize(
+    ("version", "alert", "client_reads"),
+    [
+        (TLS13, "certificate_required", "certificate required"),
+        (TLS12, "handshake_failure", "handshake failure"),
+    ],
+    ids=["tls1.3", "tls1.2"],
+)
+def test_reject_at_handshake_sends_the_alert(
+    test_pki: PKIFiles, version: int, alert: str, client_reads: str
+) -> None:
+    context = server_context(test_pki, ClientCertMode.REQUIRE, reject_at_handshake=True)
+    server = TLSConnection(context)
+    error, seen = failed_handshake(server, new_client(client_context(test_pki, version=version)))
+    assert error.alert == alert
+    assert client_reads in seen
+    assert not server.handshake_complete and server.info is None
+
+
+# -- the connection's facts -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "name", "number"),
+    [(TLS13, "TLSv1.3", 0x0304), (TLS12, "TLSv1.2", 0x0303)],
+    ids=["tls1.3", "tls1.2"],
+)
+def test_info_describes_the_connection(
+    test_pki: PKIFiles, version: int, name: str, number: int
+) -> None:
+    context = server_context(test_pki)
+    server, client = connect(test_pki, context, client_context(test_pki, version=version))
+    info = server.info
+    assert info is not None
+    assert (info.version, info.version_number) == (name, number)
+    assert info.cipher == client.get_cipher_name()
+    assert info.cipher_id is not None and info.cipher_id == iana_cipher_id(info.cipher)
+    assert info.alpn == "http/1.1" and info.sni == "localhost"
+    assert info.server_cert_pem is not None
+    assert x509.load_pem_x509_certificate(info.server_cert_pem.encode()) == (
+        test_pki.identities["server"].certificate
+    )
+
+
+def test_iana_numbers_of_well_known_suites() -> None:
+    assert iana_cipher_id("TLS_AES_128_GCM_SHA256") == 0x1301
+    assert iana_cipher_id("TLS_AES_256_GCM_SHA384") == 0x1302
+    assert iana_cipher_id("TLS_CHACHA20_POLY1305_SHA256") == 0x1303
+    assert iana_cipher_id("ECDHE-ECDSA-AES128-GCM-SHA256") == 0xC02B
+    assert iana_cipher_id("ECDHE-RSA-CHACHA20-POLY1305") == 0xCCA8
+    assert iana_cipher_id("no-such-cipher") is None
+
+
+def test_chain_is_as_the_client_sent_it(test_pki: PKIFiles) -> None:
+    identity = test_pki.identities["via-intermediate"]
+    server, _ = connect(test_pki, server_context(test_pki), client_context(test_pki, identity))
+    assert server.info is not None
+    assert server.info.client_certificate.chain == (identity.certificate, *identity.chain)
+
+
+# -- application data ------------------------------------------------------------------------
+
+
+@VERSIONS
+def test_application_data_both_ways(test_pki: PKIFiles, version: int) -> None:
+    server, client = connect(
+        test_pki, server_context(test_pki), client_context(test_pki, version=version)
+    )
+    # Three records in one flight: every one must come out of one receive_data call.
+    for part in (b"GET / HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
+        client.send(part)
+    assert server.receive_data(client_output(client)) == b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    big = os.urandom(100_000)
+    client.sendall(big)
+    received = b""
+    wire = client_output(client)
+    for start in range(0, len(wire), 1000):  # in small pieces, records split anywhere
+        received += server.receive_data(wire[start : start + 1000])
+    assert received == big
+    server.send(big[:70_000])
+    got = b""
+    client.bio_write(server.data_to_send())
+    while len(got) < 70_000:
+        got += client.recv(1 << 20)
+    assert got == big[:70_000]
+    assert server.data_to_send() == b""
+
+
+def test_close_notify_both_ways(test_pki: PKIFiles) -> None:
+    server, client = connect(test_pki, server_context(test_pki), client_context(test_pki))
+    client.shutdown()
+    assert server.receive_data(client_output(client)) == b""
+    assert server.peer_closed
+    server.close()
+    server.close()  # once only
+    client.bio_write(server.data_to_send())
+    with pytest.raises(SSL.ZeroReturnError):
+        client.recv(100)
+
+
+def test_tcp_close_is_peer_closed(test_pki: PKIFiles) -> None:
+    server, _ = connect(test_pki, server_context(test_pki), client_context(test_pki))
+    assert server.receive_data(b"") == b""
+    assert server.peer_closed
+
+
+def test_send_before_the_handshake_is_an_error(test_pki: PKIFiles) -> None:
+    with pytest.raises(TLSError):
+        TLSConnection(server_context(test_pki)).send(b"x")
+
+
+# -- failures and their alerts ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "first", [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"POST /x HTTP/1.0\r\n", b"HEAD / HTTP/1.1"]
+)
+def test_plain_http_is_recognised(test_pki: PKIFiles, first: bytes) -> None:
+    server = TLSConnection(server_context(test_pki))
+    with pytest.raises(PlainHTTPError) as seen:
+        server.receive_data(first)
+    assert seen.value.alert is None
+    assert server.data_to_send() == b""
+
+
+def test_plain_http_in_pieces(test_pki: PKIFiles) -> None:
+    server = TLSConnection(server_context(test_pki))
+    assert server.receive_data(b"GE") == b""
+    with pytest.raises(PlainHTTPError):
+        server.receive_data(b"T / HTTP/1.1\r\n")
+
+
+def test_garbage_gets_an_alert_not_a_400(test_pki: PKIFiles) -> None:
+    server = TLSConnection(server_context(test_pki))
+    with pytest.raises(TLSError) as seen:
+        server.receive_data(b"\x17\x03\x03\x00\x05hello")
+    assert not isinstance(seen.value, PlainHTTPError)
+    assert seen.value.alert is not None
+    assert server.data_to_send()[:1] == b"\x15"  # an alert record
+    with pytest.raises(TLSError):  # and the connection stays failed
+        server.receive_data(b"more")
+
+
+def test_no_shared_cipher_is_handshake_failure(test_pki: PKIFiles) -> None:
+    server = TLSConnection(server_context(test_pki))
+    client = new_client(client_context(test_pki, version=TLS12, ciphers="AES128-SHA"))
+    error, seen = failed_handshake(server, client)
+    assert error.alert == "handshake_failure"
+    assert "no shared cipher" in str(error)
+    assert "handshake failure" in seen
+
+
+def test_old_protocol_is_protocol_version(test_pki: PKIFiles) -> None:
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_min_proto_version(SSL.TLS1_VERSION)
+    context.set_max_proto_version(SSL.TLS1_1_VERSION)
+    context.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
+    server = TLSConnection(server_context(test_pki))
+    error, seen = failed_handshake(server, new_client(context))
+    assert error.alert == "protocol_version"
+    assert "protocol version" in seen
+
+
+def test_client_alert_is_reported(test_pki: PKIFiles) -> None:
+    # A client that does not trust the server certificate says so with unknown_ca.
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_verify(SSL.VERIFY_PEER)
+    server = TLSConnection(server_context(test_pki))
+    client = new_client(context)
+    with pytest.raises(TLSError) as seen:
+        for _ in range(5):
+            try:
+                client.do_handshake()
+            except SSL.WantReadError:
+                pass
+            except SSL.Error:
+                pass
+            server.receive_data(client_output(client))
+            client.bio_write(server.data_to_send())
+    assert seen.value.received_alert == "unknown_ca"
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def test_bad_cipher_strings_are_usage_errors(test_pki: PKIFiles) -> None:
+    with pytest.raises(UsageError, match="--ciphers"):
+        server_context(test_pki, ciphers="NOPE-NOTHING")
+    with pytest.raises(UsageError, match="--tls13-ciphers"):
+        server_context(test_pki, tls13_ciphers="TLS_NOT_A_SUITE")
+
+
+def test_ciphers_and_tls13_suites_are_applied(test_pki: PKIFiles) -> None:
+    context = server_context(
+        test_pki, ciphers="ECDHE-ECDSA-CHACHA20-POLY1305", tls13_ciphers="TLS_AES_128_GCM_SHA256"
+    )
+    server, _ = connect(test_pki, context, client_context(test_pki, version=TLS12))
+    assert server.info is not None and server.info.cipher == "ECDHE-ECDSA-CHACHA20-POLY1305"
+    server, _ = connect(test_pki, context, client_context(test_pki, version=TLS13))
+    assert server.info is not None and server.info.cipher_id == 0x1301
+
+
+def test_require_strict_without_anchor_is_refused_at_startup(test_pki: PKIFiles) -> None:
+    context = server_context(test_pki, ClientCertMode.REQUIRE, trust=TrustMaterial())
+    with pytest.raises(UsageError, match="refuse every client"):
+        context.validate(VerifyPolicy.STRICT)
+    assert context.validate(VerifyPolicy.REPORT)  # allowed, with a warning
+    anchored = server_context(test_pki, ClientCertMode.REQUIRE)
+    assert anchored.validate(VerifyPolicy.STRICT) == []
+
+
+def test_keylog_is_private_and_written(test_pki: PKIFiles, tmp_path: Path) -> None:
+    path = tmp_path / "keys.log"
+    context = server_context(test_pki, keylog_path=str(path))
+    assert any("keys.log" in w for w in context.warnings)
+    connect(test_pki, context, client_context(test_pki))
+    assert path.stat().st_mode & 0o777 == 0o600
+    lines = path.read_text().splitlines()
+    assert any(line.startswith("CLIENT_HANDSHAKE_TRAFFIC_SECRET ") for line in lines)
+
+
+def test_keylog_only_when_asked(test_pki: PKIFiles) -> None:
+    context = server_context(test_pki)
+    assert not any("--keylog" in w for w in context.warnings)
+
+
+def _subjects(certs: Iterable[x509.Certificate]) -> list[str]:
+    return [c.subject.rfc4514_string() for c in certs]
