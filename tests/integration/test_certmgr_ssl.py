@@ -1,0 +1,164 @@
+"""``mutls certmgr -ssl``: fetch a real server's chain (``openssl s_server``) and store it."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mutls import cli, pki, store
+from mutls.store.fetch import fetch_chain, parse_target
+
+from helpers import PKIFiles, free_port
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"openssl s_server exited: {process.stderr.read()!r}")  # type: ignore[union-attr]
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"openssl s_server did not listen on {port}")
+
+
+def _serve(test_pki: PKIFiles, chain: Path, tmp: Path) -> Iterator[str]:
+    port = free_port()
+    server = [str(test_pki.cert("server")), "-key", str(test_pki.key("server"))]
+    process = subprocess.Popen(
+        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-www", "-quiet", "-cert"]
+        + [*server, "-cert_chain", str(chain)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp,
+    )
+    try:
+        _wait_for_port(port, process)
+        yield f"https://127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def server_with_root(test_pki: PKIFiles, tmp_path: Path) -> Iterator[str]:
+    """A TLS server that sends its leaf and the root."""
+    yield from _serve(test_pki, test_pki.ca_cert, tmp_path)
+
+
+@pytest.fixture
+def server_with_intermediate(test_pki: PKIFiles, tmp_path: Path) -> Iterator[str]:
+    """A TLS server that sends leaf, an intermediate and the root (the leaf's issuer does not
+    matter here: -ssl stores what the server sends, it does not verify it)."""
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(pki.certs.pem([test_pki.intermediate.certificate, test_pki.ca.certificate]))
+    yield from _serve(test_pki, chain, tmp_path)
+
+
+def certmgr(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(["certmgr", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_fetch_chain_returns_what_the_server_sends(
+    server_with_root: str, test_pki: PKIFiles
+) -> None:
+    chain = fetch_chain(server_with_root)
+    assert chain == [test_pki.identities["server"].certificate, test_pki.ca.certificate]
+
+
+def test_ssl_with_yes_stores_leaf_and_root(
+    capsys: pytest.CaptureFixture[str],
+    sandbox_home: Path,
+    server_with_root: str,
+    test_pki: PKIFiles,
+) -> None:
+    code, out, _ = certmgr(capsys, "-ssl", server_with_root, "--yes")
+    assert code == 0, out
+    assert store.open_store("Trust").certificates()[0].certificate == test_pki.ca.certificate
+    leaf = test_pki.identities["server"].certificate
+    assert store.open_store("AddressBook").certificates()[0].certificate == leaf
+    code, out, _ = certmgr(capsys, "-ssl", server_with_root)  # everything is known now
+    assert code == 0 and "already in Trust" in out
+
+
+def test_ssl_puts_the_leaf_in_the_store_named_and_intermediates_in_ca(
+    capsys: pytest.CaptureFixture[str],
+    sandbox_home: Path,
+    server_with_intermediate: str,
+    test_pki: PKIFiles,
+) -> None:
+    code, _, _ = certmgr(capsys, "-ssl", "-c", "My", server_with_intermediate, "-y")
+    assert code == 0
+    assert [e.names for e in store.open_store("My").certificates()] == [("localhost",)]
+    ca = store.open_store("CA").certificates()
+    assert [e.certificate for e in ca] == [test_pki.intermediate.certificate]
+    assert store.open_store("AddressBook").certificates() == []
+
+
+def test_ssl_without_a_terminal_refuses_the_root_clearly(
+    capsys: pytest.CaptureFixture[str], sandbox_home: Path, server_with_root: str
+) -> None:
+    code, _, err = certmgr(capsys, "-ssl", server_with_root)
+    assert code == 1
+    assert "not added to Trust" in err and "--yes" in err
+    assert store.open_store("Trust").certificates() == []
+    assert len(store.open_store("AddressBook").certificates()) == 1
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("answer", "trusted"), [("y\n", True), ("n\n", False), ("\n", False)])
+def test_ssl_asks_before_trusting_the_root(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sandbox_home: Path,
+    server_with_root: str,
+    answer: str,
+    trusted: bool,
+) -> None:
+    monkeypatch.setattr("sys.stdin", _Terminal(answer))
+    code, out, _ = certmgr(capsys, "-ssl", server_with_root)
+    assert code == 0
+    assert "Add it to the Trust store? [y/N]" in out
+    assert bool(store.open_store("Trust").certificates()) is trusted
+
+
+def test_ssl_to_nothing_is_one_line(capsys: pytest.CaptureFixture[str], sandbox_home: Path) -> None:
+    code, _, err = certmgr(capsys, "-ssl", f"https://127.0.0.1:{free_port()}/")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "cannot connect" in err
+
+
+def test_ssl_to_a_server_that_does_not_speak_tls(
+    capsys: pytest.CaptureFixture[str], sandbox_home: Path
+) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        code, _, err = certmgr(capsys, "-ssl", f"127.0.0.1:{port}", "--timeout", "0.5")
+    assert code == 2 and "timed out" in err
+
+
+def test_parse_target() -> None:
+    assert parse_target("https://example.org/x") == ("example.org", 443)
+    assert parse_target("localhost:4433") == ("localhost", 4433)
+    assert parse_target("https://[::1]:8443/") == ("::1", 8443)
