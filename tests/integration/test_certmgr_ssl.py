@@ -32,10 +32,11 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
 
 def _serve(test_pki: PKIFiles, chain: Path, tmp: Path) -> Iterator[str]:
     port = free_port()
-    server = [str(test_pki.cert("server")), "-key", str(test_pki.key("server"))]
+    command = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-www", "-quiet"]
+    command += ["-cert", str(test_pki.cert("server")), "-key", str(test_pki.key("server"))]
+    command += ["-cert_chain", str(chain)]
     process = subprocess.Popen(
-        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-www", "-quiet", "-cert"]
-        + [*server, "-cert_chain", str(chain)],
+        command,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
