@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from mutls.apps.asgi import ASGIAdapter
 from mutls.apps.base import HTTPApp, ResponseChannel
@@ -26,16 +27,17 @@ __all__ = [
 
 
 def build_app(
-    spec: str | None,
+    spec: str | object | None,
     *,
     app_dir: str | os.PathLike[str] = ".",
     root: str | os.PathLike[str] | None = None,
     threads: int = 16,
 ) -> HTTPApp:
-    """The app to serve: ``module:attribute`` (WSGI or ASGI, detected), or the test page."""
+    """The app to serve: ``module:attribute`` or the app itself (WSGI or ASGI, detected), or
+    the test page when ``spec`` is ``None``."""
     if spec is None:
         return TestPageApp(StaticFiles(root) if root is not None else None)
-    app = import_app(spec, app_dir)
+    app: Any = import_app(spec, app_dir) if isinstance(spec, str) else spec
     if app_kind(app) == "asgi":
         return ASGIAdapter(app)
     return WSGIAdapter(app, threads=threads)

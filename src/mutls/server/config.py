@@ -38,8 +38,9 @@ class ServerConfig:
 
     ``identity`` turns TLS on. ``trust`` is what client certificates are verified against; when
     ``None`` it is built from ``client_ca_files`` or, without them, the user's certificate
-    stores (:func:`mutls.store.client_trust`). ``app`` is ``module:attribute`` or ``None`` for
-    the article's test page (with static files from ``root`` when given).
+    stores (:func:`mutls.store.client_trust`). ``app`` is ``module:attribute`` (or the app
+    object itself, from Python) or ``None`` for the article's test page (with static files
+    from ``root`` when given).
     """
 
     host: str | None = "127.0.0.1"
@@ -56,7 +57,7 @@ class ServerConfig:
     tls13_ciphers: str | None = None
     reject_at_handshake: bool = False
     keylog_path: str | None = None
-    app: str | None = None
+    app: str | object | None = None
     app_dir: str = "."
     root: str | None = None
     limits: HTTPLimits = field(default_factory=HTTPLimits)

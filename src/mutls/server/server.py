@@ -132,7 +132,7 @@ class Server:
             for url in urls(config, self.sockets):
                 print(f"mutls: serving on {url}", file=out)
             print(f"mutls: {describe_mode(config)}", file=out)
-            what = config.app or "the test page at /cctest.aspx" + (
+            what = _app_name(config.app) or "the test page at /cctest.aspx" + (
                 f" and static files from {config.root}" if config.root else ""
             )
             print(f"mutls: app: {what}", file=out)
@@ -224,3 +224,9 @@ def _remove_pidfile(config: ServerConfig) -> None:
     if config.pidfile is not None:
         with contextlib.suppress(OSError):
             os.remove(config.pidfile)
+
+
+def _app_name(app: object) -> str | None:
+    if app is None or isinstance(app, str):
+        return app
+    return f"{getattr(app, '__module__', '?')}:{getattr(app, '__qualname__', type(app).__name__)}"
