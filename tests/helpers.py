@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,3 +140,55 @@ def make_test_pki(directory: Path, key: pki.KeySpec | None = None) -> PKIFiles:
     crl_path = directory / "root.crl.pem"
     pki.write_crl(crl_path, ca.crl([ids["revoked"].certificate]), overwrite=True)
     return PKIFiles(directory, ca, other, inter, ids, crl_path)
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+    """Return once something accepts TCP connections on ``host:port`` (or raise after timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s") from None
+            time.sleep(0.05)
+
+
+class OpenSSLServer:
+    """``openssl s_server`` on a free 127.0.0.1 port, as a context manager.
+
+    ``args`` are s_server's own (``-Verify 1``, ``-tls1_3``, ``-WWW`` …); ``cwd`` is where
+    ``-WWW`` finds its files. s_server serves one connection at a time.
+    """
+
+    def __init__(self, *args: str | os.PathLike[str], cwd: str | os.PathLike[str]) -> None:
+        self.port = free_port()
+        self.args = ["openssl", "s_server", "-accept", f"127.0.0.1:{self.port}", *map(str, args)]
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> OpenSSLServer:
+        self.process = subprocess.Popen(
+            self.args,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+            self.process = None

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mutls.client.keylog import KeyLog, keylog_path
+from mutls.client.session import refused_identity
 from mutls.client.trust import ServerTrust
 from mutls.pki.certs import pem
 from mutls.pki.identity import Identity
@@ -34,7 +35,10 @@ def load_identity(ctx: ssl.SSLContext, identity: Identity) -> None:
     issuers = [c for c in identity.chain if c.subject != c.issuer]
     data = identity.key_pem(secret) + pem([identity.certificate, *issuers])
     with _transient_file(data) as path:
-        ctx.load_cert_chain(path, password=secret)
+        try:
+            ctx.load_cert_chain(path, password=secret)
+        except ssl.SSLError as exc:
+            raise refused_identity(identity, exc.reason or str(exc)) from None
 
 
 @contextlib.contextmanager

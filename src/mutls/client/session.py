@@ -24,7 +24,9 @@ from mutls.client.errors import ConnectFailure
 from mutls.client.hostname import host_matches, is_ip_address
 from mutls.client.keylog import KeyLog
 from mutls.client.trust import ServerTrust
+from mutls.errors import PKIError
 from mutls.pki.identity import Identity
+from mutls.pki.keys import describe_key
 
 _CERT_REQUEST_READ = b"SSLv3/TLS read server certificate request"
 # OpenSSL sends CertificateVerify only after a non-empty Certificate: it proves one was sent.
@@ -137,12 +139,15 @@ class TLSClientConnection:
             ctx.set_keylog_callback(lambda _conn, line: keylog.write(line))
         identity = self.config.identity
         if identity is not None:
-            # From memory: the key never touches the disk, whatever file it came from.
-            ctx.use_certificate(identity.certificate)
-            ctx.use_privatekey(identity.key)
-            for issuer in identity.chain:
-                if issuer.subject != issuer.issuer:  # a root in the chain helps nobody
-                    ctx.add_extra_chain_cert(issuer)
+            try:
+                # From memory: the key never touches the disk, whatever file it came from.
+                ctx.use_certificate(identity.certificate)
+                ctx.use_privatekey(identity.key)
+                for issuer in identity.chain:
+                    if issuer.subject != issuer.issuer:  # a root in the chain helps nobody
+                        ctx.add_extra_chain_cert(issuer)
+            except SSL.Error as exc:
+                raise refused_identity(identity, _openssl_reason(exc)) from None
         return ctx
 
     def _on_verify(
@@ -287,6 +292,15 @@ class TLSClientConnection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def refused_identity(identity: Identity, reason: str) -> PKIError:
+    """OpenSSL will not use this certificate (a 1024-bit RSA key, a SHA-1 signature, …)."""
+    key = describe_key(identity.key)
+    hint = "re-issue it with a modern key (mutls makecert defaults to ECDSA P-256)"
+    return PKIError(
+        f"client certificate {identity.subject} ({key}): OpenSSL refuses it ({reason}); {hint}"
+    )
 
 
 def _openssl_reason(exc: Exception) -> str:
