@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from mutls import cli, pki, store
 
@@ -294,3 +295,22 @@ def test_an_unreadable_input_is_a_usage_level_error(
 ) -> None:
     err = _one_line_failure(*certmgr(capsys, "-add", "-c", "CA", tmp_path / "absent.cer"))
     assert "absent.cer: no such certificate" in err
+
+
+def test_import_mono_brings_the_article_trust_along(
+    capsys: pytest.CaptureFixture[str], sandbox_home: Path, test_pki: PKIFiles
+) -> None:
+    mono_root = pki.load_certificate(FIXTURES / "root.cer")
+    mono_certs = sandbox_home / ".config/.mono/certs"
+    for name, cert in (("Trust", mono_root), ("CA", test_pki.intermediate.certificate)):
+        (mono_certs / name).mkdir(parents=True)
+        (mono_certs / name / store.mono_file_name(cert)).write_bytes(
+            cert.public_bytes(serialization.Encoding.DER)
+        )
+    code, out, err = certmgr(capsys, "--import-mono")
+    assert code == 0
+    assert "has no basicConstraints" in err  # Mono's root, said once, plainly
+    assert store.server_trust_anchors() == [mono_root]
+    assert store.client_trust().intermediates == (test_pki.intermediate.certificate,)
+    code, out, _ = certmgr(capsys, "--import-mono", "Trust")
+    assert code == 0 and out.startswith("already in Trust")

@@ -47,6 +47,7 @@ Mono's verbs (STORE is My, AddressBook, CA, Trust or Disallowed, any case):
                                                 (AddressBook), intermediates -> CA, the root
                                                 -> Trust after you confirm (or --yes)
   -m uses the machine store, --mono Mono's own layout (~/.config/.mono/certs).
+  mutls certmgr --import-mono [STORE...]        copy Mono's stores into mutls's
 
 Beyond Mono (each target reported on its own line; no target flag = all of them):
   mutls certmgr --install-root root.cer [--system] [--nss] [--java]
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("put", ("-put", "--put"), "export SELECTOR from STORE to FILE"),
         ("list", ("-list", "--list", "-lst"), "list STORE"),
         ("ssl", ("-ssl", "--ssl", "-tls", "--tls"), "fetch and add the chain of a TLS server"),
+        ("import-mono", ("--import-mono",), "copy Mono's stores (all, or STOREs) into mutls's"),
     ):
         verbs.add_argument(*spellings, dest="verb", action="store_const", const=verb, help=text)
     for verb, flag, metavar, text in (
@@ -126,6 +128,8 @@ def main(argv: Sequence[str]) -> int:
         raise UsageError("give an action: -add, -del, -put, -list or -ssl (see --help)")
     if args.verb == "ssl":
         return _ssl(args)
+    if args.verb == "import-mono":
+        return _import_mono(args)
     name, rest = _store_and_rest(args)
     opened = store.open_store(name, machine=args.machine, mono=args.mono)
     return {"add": _add, "del": _delete, "put": _put, "list": _list}[args.verb](opened, rest, args)
@@ -330,6 +334,29 @@ def _self_signed(cert: x509.Certificate) -> bool:
     except (ValueError, TypeError, InvalidSignature):
         return False
     return True
+
+
+def _import_mono(args: argparse.Namespace) -> int:
+    """Bring an article-era user's trust along: every certificate and CRL of Mono's stores."""
+    names = [store.StoreName.parse(n) for n in [*args.operands, *filter(None, [args.store])]]
+    copied = 0
+    for name in names or list(store.StoreName):
+        source = store.open_store(name, machine=args.machine, mono=True)
+        target = store.open_store(name, machine=args.machine)
+        certs = [e.certificate for e in source.certificates()]
+        if name is store.StoreName.TRUST:
+            for warning in filter(None, map(trust_warning, certs)):
+                _warn(warning)
+        for cert, result in zip(certs, target.add_all(certs), strict=True):
+            _report(result, target, store.StoredCertificate(cert, Path()).describe())
+            copied += 1
+        if name.holds_crls:
+            for entry in source.crls():
+                _report(target.add_crl(entry.crl), target, entry.describe())
+                copied += 1
+    if not copied:
+        print(f"nothing to import: Mono's stores under {store.store_root(mono=True)} are empty")
+    return 0
 
 
 # -- beyond Mono ----------------------------------------------------------------------------------
