@@ -19,7 +19,6 @@ from typing import TypeVar
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from mutls.client.alerts import alert_name
 from mutls.client.errors import ConnectFailure
 from mutls.client.hostname import host_matches, is_ip_address
 from mutls.client.keylog import KeyLog
@@ -27,6 +26,8 @@ from mutls.client.trust import ServerTrust
 from mutls.errors import PKIError
 from mutls.pki.identity import Identity
 from mutls.pki.keys import describe_key
+from mutls.tls.alerts import alert_name
+from mutls.tls.verify import verify_error_text
 
 _CERT_REQUEST_READ = b"SSLv3/TLS read server certificate request"
 # OpenSSL sends CertificateVerify only after a non-empty Certificate: it proves one was sent.
@@ -99,16 +100,6 @@ class TLSBroken(Exception):
         self.during_handshake = during_handshake
 
 
-def verify_error_message(code: int) -> str:
-    """OpenSSL's text for a certificate verification error code."""
-    try:
-        from OpenSSL._util import ffi, lib
-
-        return str(ffi.string(lib.X509_verify_cert_error_string(code)).decode())
-    except Exception:  # pragma: no cover - a pyOpenSSL without its private bindings
-        return f"verify error {code}"
-
-
 class TLSClientConnection:
     """A TCP connection to ``host:port`` with a TLS client on it; use as a context manager.
 
@@ -157,7 +148,7 @@ class TLSClientConnection:
         subject = leaf.subject.rfc4514_string()
         if not ok:
             self.record.verify_errors.append(
-                VerifyError(depth, code, verify_error_message(code), subject)
+                VerifyError(depth, code, verify_error_text(code), subject)
             )
         if depth == 0 and self.record.host_matches is None:
             self.record.host_matches = host_matches(leaf, self.record.host)
