@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 from mutls.apps.asgi import ASGIAdapter
 from mutls.apps.base import HTTPApp, ResponseChannel
@@ -33,10 +33,12 @@ def build_app(
     root: str | os.PathLike[str] | None = None,
     threads: int = 16,
 ) -> HTTPApp:
-    """The app to serve: ``module:attribute`` or the app itself (WSGI or ASGI, detected), or
-    the test page when ``spec`` is ``None``."""
+    """The app to serve: ``module:attribute`` or the app itself (WSGI or ASGI, detected; an
+    :class:`HTTPApp` as it is), or the test page when ``spec`` is ``None``."""
     if spec is None:
         return TestPageApp(StaticFiles(root) if root is not None else None)
+    if not callable(spec) and callable(getattr(spec, "handle", None)):
+        return cast(HTTPApp, spec)  # already speaks the server's own interface
     app: Any = import_app(spec, app_dir) if isinstance(spec, str) else spec
     if app_kind(app) == "asgi":
         return ASGIAdapter(app)
