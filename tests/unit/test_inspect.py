@@ -11,7 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 
 from mutls import cli, pki
-from mutls.pki.describe import describe_file, weaknesses
+from mutls.pki.describe import describe_file
+from mutls.pki.weakness import weaknesses
 
 from helpers import FIXTURES, PASSWORD, PKIFiles, run_mutls
 

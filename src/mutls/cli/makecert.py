@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from mutls.cli.common import ArgumentParser, add_password_options, password_from
 from mutls.errors import UsageError
 from mutls.pki.certs import certificate_bytes, signature_hash
-from mutls.pki.describe import key_weaknesses
 from mutls.pki.files import PRIVATE, PUBLIC, write_files
 from mutls.pki.identity import Identity
 from mutls.pki.issuance import (
@@ -29,6 +28,7 @@ from mutls.pki.issuance import (
 from mutls.pki.keys import KeySpec, KeyType, describe_key, private_key_pem
 from mutls.pki.names import parse_general_name, parse_name
 from mutls.pki.pkcs12 import p12_bytes
+from mutls.pki.weakness import key_weaknesses
 
 HELP = "create keys and certificates: a CA, server and client certificates (Mono makecert)"
 

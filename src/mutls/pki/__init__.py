@@ -22,7 +22,7 @@ from mutls.pki.certs import (
     write_certificate,
 )
 from mutls.pki.crl import build_crl, load_crls, parse_crls, write_crl
-from mutls.pki.describe import FileReport, describe_certificate, describe_file, weaknesses
+from mutls.pki.describe import FileReport, describe_certificate, describe_file
 from mutls.pki.identity import Identity
 from mutls.pki.issuance import Issuer, Validity, issue_certificate
 from mutls.pki.keys import (
@@ -37,6 +37,7 @@ from mutls.pki.keys import (
 )
 from mutls.pki.names import parse_eku, parse_general_name, parse_name
 from mutls.pki.trust import TrustMaterial
+from mutls.pki.weakness import weaknesses
 
 __all__ = [
     "CLIENT_AUTH",

@@ -26,7 +26,6 @@ from mutls.pki.authority import (
     server_sans,
 )
 from mutls.pki.certs import build_certificate, utcnow
-from mutls.pki.describe import key_weaknesses, weaknesses
 from mutls.pki.files import read_file
 from mutls.pki.keys import (
     KeySpec,
@@ -37,6 +36,7 @@ from mutls.pki.keys import (
     load_private_key,
 )
 from mutls.pki.names import parse_eku, parse_general_name
+from mutls.pki.weakness import key_weaknesses, weaknesses
 
 #: what the article's bare ``-eku`` means: a certificate good for both ends of a TLS connection.
 BARE_EKU: tuple[ObjectIdentifier, ...] = (SERVER_AUTH, CLIENT_AUTH)
