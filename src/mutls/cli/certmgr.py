@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from mutls import store
@@ -29,7 +28,12 @@ from mutls.pki.files import PUBLIC, write_file
 from mutls.pki.identity import Identity
 from mutls.pki.keys import PrivateKey
 from mutls.store.install import InstallOptions, Target, change_root, import_p12_into_nss
-from mutls.store.report import certificate_details, crl_details, trust_warning
+from mutls.store.report import (
+    certificate_details,
+    crl_details,
+    is_self_signed,
+    trust_warning,
+)
 from mutls.store.tools import Outcome
 
 HELP = "manage certificate stores (Trust, CA, My, ...) and install roots (Mono certmgr)"
@@ -285,7 +289,7 @@ def _ssl(args: argparse.Namespace) -> int:
     refused = False
     for index, cert in enumerate(chain):
         described = store.StoredCertificate(cert, Path()).describe()
-        if _self_signed(cert):
+        if is_self_signed(cert):
             target = store.open_store("Trust", machine=args.machine, mono=args.mono)
             if cert in target:
                 print(f"already in Trust: {described}")
@@ -302,7 +306,7 @@ def _ssl(args: argparse.Namespace) -> int:
         else:
             target = store.open_store("CA", machine=args.machine, mono=args.mono)
         _report(target.add(cert), target, described)
-    if not any(_self_signed(c) for c in chain):
+    if not any(is_self_signed(c) for c in chain):
         print("note: the server did not send its root; add it with -add -c Trust ROOT.cer")
     return 1 if refused else 0
 
@@ -324,16 +328,6 @@ def _confirm_root(cert: x509.Certificate, yes: bool) -> bool | None:
         print(f"    {line}")
     reply = input("Add it to the Trust store? [y/N] ").strip().lower()
     return reply in {"y", "yes"}
-
-
-def _self_signed(cert: x509.Certificate) -> bool:
-    if cert.issuer != cert.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def _import_mono(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from mutls.pki.certs import fingerprint, is_ca_certificate
 from mutls.store.directory import StoredCertificate, StoredCRL
@@ -80,3 +81,14 @@ def trust_warning(cert: x509.Certificate) -> str | None:
         f"{subject} is not a CA certificate (basicConstraints CA:FALSE or missing): as a trust "
         "anchor it vouches only for itself"
     )
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    """True for a root: issued to itself, and its signature checks with its own key."""
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
