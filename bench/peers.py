@@ -265,6 +265,10 @@ def server_command(peer: Peer, files: BenchPKI, port: int, workdir: Path) -> lis
             command.append("--nonstop")
         if "--max-connections" in text:  # the idle test holds 10,000
             command += ["--max-connections", "30000"]
+        for flag in ("--timeout-keep-alive", "--keep-alive-timeout", "--keep-alive"):
+            if flag in text:  # idle connections must outlive the opening of 10,000
+                command += [flag, str(KEEP_ALIVE_S)]
+                break
         return command + (["--workers", str(peer.workers)] if peer.workers != 1 else [])
     raise BenchError(f"unknown peer kind {peer.kind!r}")
 

@@ -34,6 +34,7 @@ def summarise(samples: Samples) -> dict[str, dict[str, dict[str, Any]]]:
             summary.setdefault(peer, {})[metric] = {
                 "rate": spread([r["rate"] for r in runs]),
                 "cpu_us": spread([r["cpu_us"] for r in runs]),
+                "busy": spread([r["rate"] * r["cpu_us"] / 1e4 for r in runs]),
                 "errors": sum(r["errors"] + r["bad_status"] for r in runs),
                 "resumed_share": sum(r["resumed"] for r in runs) / handshakes
                 if handshakes
@@ -159,9 +160,31 @@ def idle_table(idle: dict[str, dict[str, Any]], peers: list[str]) -> str:
         if "error" in f:
             lines.append(f"| {peer} | {f['error'][:80]} | | | | |")
             continue
+        held = f"{f['open']:,} of {f['connections']:,}"
+        per = f"{f['bytes_per_connection'] / 1024:,.1f}"
+        if f["open"] < f["connections"]:
+            # memory of the closed ones need not have gone back to the system
+            held += " ⚠ the server closed the others (its idle timeout?)"
+            per += " (unreliable)"
         lines.append(
-            f"| {peer} | {f['open']:,} of {f['connections']:,} | {f['rss_before'] / 2**20:,.1f} | "
-            f"{f['rss_with_connections'] / 2**20:,.1f} | {f['bytes_per_connection'] / 1024:,.1f} | "
+            f"| {peer} | {held} | {f['rss_before'] / 2**20:,.1f} | "
+            f"{f['rss_with_connections'] / 2**20:,.1f} | {per} | "
             f"{_r(ratios[peer]['uvicorn'])} / {_r(ratios[peer]['nginx'])} |"
         )
+    return "\n".join(lines)
+
+
+def busy_table(summary: dict[str, dict[str, dict[str, Any]]], peers: list[str]) -> str:
+    """How busy the server core was in each window (far below 100%: not the limit)."""
+    metrics = [m for m in METRICS if any(m in summary.get(p, {}) for p in peers)]
+    head = ["server", *(METRICS[m][0] for m in metrics)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for peer in peers:
+        if peer not in summary:
+            continue
+        row = [peer]
+        for m in metrics:
+            f = summary[peer].get(m)
+            row.append("–" if f is None else f"{f['busy']['median']:.0f}%")
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)

@@ -38,7 +38,7 @@ from peers import (
     software_versions,
 )
 from pki import KEY_TYPES, BenchPKI, make_pki
-from report import figures_table, idle_table, ratios_table, summarise
+from report import busy_table, figures_table, idle_table, ratios_table, summarise
 
 #: connections the generator keeps busy per metric: enough to keep one server core saturated.
 CONNECTIONS = {"new": 16, "resume": 16, "keepalive": 32}
@@ -61,6 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--peers", help="only these servers, comma-separated (e.g. nginx,uvicorn)")
     p.add_argument("--no-install", action="store_true", help="never install (fail instead)")
+    p.add_argument("--note", help="a sentence put at the top of the report (e.g. the load)")
     p.add_argument("--results-md", type=Path, default=RESULTS_MD, help="where the table goes")
     args = p.parse_args(argv)
     quick = args.quick
@@ -197,19 +198,30 @@ def render(result: dict[str, Any]) -> str:
         f"# mutls benchmark, {result['date']}",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, Python {m['python']}; "
-        f"load average at start {' '.join(m['loadavg_at_start'])}.",
+        f"load average {' '.join(m['loadavg_at_start'])} at start, "
+        f"{' '.join(m.get('loadavg_at_end', ['?']))} at the end; "
+        f"the run took {result.get('elapsed_seconds', 0):.0f} s.",
         f"Server pinned to core 0, load generator to core 1; {s['rounds']} interleaved rounds of "
         f"{s['warmup']} s warm-up + {s['duration']} s measured per figure; median (min–max); "
         f"TLS 1.3, client certificate required and verified by every server. "
         f"CPU = the server process tree's user+system time per request (/proc).",
+        "Figures move ~15% between runs on a shared machine: compare servers only within one run.",
         "",
     ]
+    if result.get("note"):
+        out[-1:-1] = [f"**Note:** {result['note']}", ""]
     for key, summary in result["summary"].items():
         out += [f"## {key}", "", figures_table(summary, names), ""]
         out += [
             f"Ratios of each median to uvicorn's / nginx's ({key}, same run):",
             "",
             ratios_table(summary, names),
+            "",
+            f"Server core busy during the window (median of the server tree's CPU time over the "
+            f"window; well below 100% means the load generator or the shared machine was the "
+            f"limit, so read the CPU figures, not the rates) ({key}):",
+            "",
+            busy_table(summary, names),
             "",
         ]
     if result["idle"]:
@@ -266,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                 },
                 "peers": [p.name for p in peers],
                 "skipped": skipped,
+                "note": args.note,
                 "failures": {},
             }
             samples = run_rounds(
@@ -281,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {error}", file=sys.stderr)
         return 1
     result["elapsed_seconds"] = round(time.monotonic() - started, 1)
+    result["machine"]["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
     text = render(result)
     RESULTS_DIR.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
