@@ -69,6 +69,14 @@ def server_with_intermediate(test_pki: PKIFiles, tmp_path: Path) -> Iterator[str
     yield from _serve(test_pki, chain, tmp_path)
 
 
+@pytest.fixture
+def server_without_root(test_pki: PKIFiles, tmp_path: Path) -> Iterator[str]:
+    """A TLS server that sends its leaf and an intermediate, but no root."""
+    chain = tmp_path / "intermediate.pem"
+    chain.write_bytes(pki.certs.pem([test_pki.intermediate.certificate]))
+    yield from _serve(test_pki, chain, tmp_path)
+
+
 def certmgr(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = cli.main(["certmgr", *args])
     out, err = capsys.readouterr()
@@ -109,6 +117,16 @@ def test_ssl_puts_the_leaf_in_the_store_named_and_intermediates_in_ca(
     ca = store.open_store("CA").certificates()
     assert [e.certificate for e in ca] == [test_pki.intermediate.certificate]
     assert store.open_store("AddressBook").certificates() == []
+
+
+def test_ssl_says_when_the_server_sends_no_root(
+    capsys: pytest.CaptureFixture[str], sandbox_home: Path, server_without_root: str
+) -> None:
+    code, out, _ = certmgr(capsys, "-ssl", server_without_root)
+    assert code == 0
+    assert "the server did not send its root" in out
+    assert store.open_store("Trust").certificates() == []
+    assert len(store.open_store("CA").certificates()) == 1
 
 
 def test_ssl_without_a_terminal_refuses_the_root_clearly(

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import fnmatch
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,7 +302,13 @@ class CertificateStore:
                 "(move the file away)"
             )
         try:
-            return sorted(p for p in directory.glob(pattern) if p.is_file())
+            # os.listdir, not Path.glob: glob hides an unreadable directory as an empty one.
+            names = os.listdir(directory)
+            return sorted(
+                directory / n
+                for n in names
+                if fnmatch.fnmatchcase(n, pattern) and (directory / n).is_file()
+            )
         except OSError as exc:
             raise StoreError(f"{directory}: cannot read the store: {exc.strerror}") from exc
 
