@@ -356,3 +356,42 @@ def test_sslkeylogfile_env(test_pki: PKIFiles, optional: str, tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert "CLIENT_TRAFFIC_SECRET_0" in log.read_text()
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
+# -- the Python helpers with third-party clients ------------------------------------------------
+
+
+def test_httpx_and_urllib_with_ssl_context(test_pki: PKIFiles, require: str) -> None:
+    import urllib.request
+
+    import httpx
+
+    from mutls.client import ssl_context
+
+    ctx = ssl_context(test_pki.p12("poupou"), PASSWORD, cafile=test_pki.ca_cert)
+    assert httpx.get(f"{require}/cctest.aspx", verify=ctx).text == PAGE
+    with urllib.request.urlopen(f"{require}/cctest.aspx", context=ctx, timeout=30) as answer:
+        assert answer.read().decode() == PAGE
+    without = ssl_context(cafile=test_pki.ca_cert)
+    with pytest.raises(httpx.HTTPError):  # the server's alert, whenever httpx reads it
+        httpx.get(f"{require}/cctest.aspx", verify=without)
+
+
+def test_requests_adapter(test_pki: PKIFiles, require: str) -> None:
+    import requests
+
+    from mutls.client import requests_adapter
+
+    session = requests.Session()
+    adapter = requests_adapter(
+        test_pki.p12("poupou"), PASSWORD, cafile=test_pki.ca_cert, session=session
+    )
+    answer = session.get(f"{require}/cctest.aspx", timeout=30)
+    assert (answer.status_code, answer.text) == (200, PAGE)
+    # requests loads its own CA bundle into the context it is given unless told not to: the
+    # adapter's context must still trust the test CA alone after a request.
+    assert len(adapter.ssl_context.get_ca_certs()) == 1
+    without = requests.Session()
+    requests_adapter(cafile=test_pki.ca_cert, session=without)
+    with pytest.raises(requests.exceptions.RequestException):
+        without.get(f"{require}/cctest.aspx", timeout=30)
