@@ -256,6 +256,9 @@ def test_writes_mono_layout_when_asked(sandbox_home: Path, test_pki: PKIFiles) -
     assert mono_ca.add(test_pki.intermediate.certificate) is store.AddResult.ALREADY_PRESENT
     mono_ca.remove("My Intermediate CA")
     assert not path.exists()
+    poupou = test_pki.identities["poupou"]
+    mono_my = store.open_store("My", mono=True)
     with pytest.raises(StoreError, match="Mono's store keeps no private keys"):
-        poupou = test_pki.identities["poupou"]
-        store.open_store("My", mono=True).add(poupou.certificate, poupou.key)
+        mono_my.add(poupou.certificate, poupou.key)
+    mono_my.add(poupou.certificate)  # a certificate alone is fine, and lists without a key
+    assert [e.key_path for e in mono_my.certificates()] == [None]

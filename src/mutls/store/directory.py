@@ -143,6 +143,13 @@ class CertificateStore:
         """Where the key of ``cert`` is (or would be) stored."""
         return self.directory / f"{fingerprint(cert)}.key"
 
+    def existing_key_path(self, cert: x509.Certificate) -> Path | None:
+        """The key file of ``cert`` when the store holds one."""
+        if not self.name.holds_keys:
+            return None
+        path = self.key_path(cert)
+        return path if path.is_file() else None
+
     def crl_path(self, crl: x509.CertificateRevocationList) -> Path:
         """Where ``crl`` is (or would be) stored."""
         return self.directory / "crl" / f"{crl_fingerprint(crl)}.pem"
@@ -183,8 +190,7 @@ class CertificateStore:
                 if fp in seen:
                     continue
                 seen.add(fp)
-                key = self.key_path(cert) if self.name.holds_keys else None
-                key = key if key is not None and key.is_file() else None
+                key = self.existing_key_path(cert)
                 entries.append(StoredCertificate(cert, path, key, self.aliases(cert)))
         return entries
 

@@ -77,6 +77,10 @@ class MonoCertificateStore(CertificateStore):
             "import the P12 into the mutls store (without --mono)"
         )
 
+    def existing_key_path(self, cert: x509.Certificate) -> Path | None:
+        """None: Mono's key pairs are not read here."""
+        return None
+
     def crl_path(self, crl: x509.CertificateRevocationList) -> Path:
         """``tbp-<hash>.crl`` beside the certificates, as Mono names a CRL without an SKI."""
         return self.directory / f"tbp-{mono_hash(crl)}.crl"
