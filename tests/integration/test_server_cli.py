@@ -1,0 +1,292 @@
+"""``mutls xsp`` and ``mutls serve`` as a user runs them: the article's command line, trust from
+the certificate stores, an app imported from a directory, static files, signals, and the flag
+table's refusals."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from mutls import pki
+from mutls.cli.serve import build_parser, resolve_modes
+from mutls.errors import UsageError
+from mutls.tls import ClientCertMode, VerifyPolicy
+
+from helpers import PASSWORD, PKIFiles, free_port, run_mutls
+
+
+@contextmanager
+def mutls_server(args: list[str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``python -m mutls ARGS``; wait (bounded) for its "serving on" line; SIGTERM it."""
+    with log.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mutls", *args],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while b"mutls: serving on" not in log.read_bytes():
+            if process.poll() is not None:
+                raise AssertionError(f"server exited: {log.read_text()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server did not start: {log.read_text()}")
+            time.sleep(0.05)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def curl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "10", *args, url],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+
+def client(test_pki: PKIFiles, name: str) -> list[str]:
+    return [
+        "--cacert",
+        str(test_pki.ca_cert),
+        "--cert",
+        str(test_pki.cert(name)),
+        "--key",
+        str(test_pki.key(name)),
+    ]
+
+
+def test_the_articles_xsp_command_with_the_trust_store(
+    sandbox_home: Path, test_pki: PKIFiles, tmp_path: Path
+) -> None:
+    shutil.copy(test_pki.p12("server"), tmp_path / "pollux.p12")
+    added = run_mutls("certmgr", "-add", "-c", "Trust", test_pki.ca_cert, cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    # the leaf alone: disallowed.pem also holds the root, which must stay trusted
+    pki.write_certificate(tmp_path / "banned.pem", test_pki.identities["disallowed"].certificate)
+    banned = run_mutls("certmgr", "-add", "-c", "Disallowed", "banned.pem", cwd=tmp_path)
+    assert banned.returncode == 0, banned.stderr
+    port = free_port()
+    log = tmp_path / "server.log"
+    article = ["xsp", "--https-client-require", "--port", str(port)]
+    article += ["--p12file", "pollux.p12", "--pkpwd", PASSWORD]
+    pidfile = tmp_path / "xsp.pid"
+    extra = ["--address", "127.0.0.1", "--nonstop", "--pidfile", str(pidfile), "--verbose"]
+    with mutls_server([*article, *extra], tmp_path, log) as process:
+        url = f"https://localhost:{port}/cctest.aspx"
+        valid = curl(url, *client(test_pki, "poupou"))
+        assert "Hello CN=poupou, your certificate is valid" in valid.stdout
+        expired = curl(url, *client(test_pki, "expired"))
+        assert "Hello CN=expired, your certificate is NOT valid" in expired.stdout
+        disallowed = curl(url, *client(test_pki, "disallowed"))
+        assert "certificate is in the Disallowed store" in disallowed.stdout
+        anonymous = curl(url, "--cacert", str(test_pki.ca_cert), "-w", "%{http_code}")
+        assert anonymous.stdout == "client certificate required\n403"
+        wget = subprocess.run(
+            [
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                f"--ca-certificate={test_pki.ca_cert}",
+                f"--certificate={test_pki.cert('poupou')}",
+                f"--private-key={test_pki.key('poupou')}",
+                "--tries=1",
+                "--timeout=10",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert "Hello CN=poupou, your certificate is valid" in wget.stdout
+        assert pidfile.read_text().strip() == str(process.pid)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    text = log.read_text()
+    assert f"https://localhost:{port}/" in text
+    assert "client certificate require, policy report" in text
+    assert "must" in text and "valid" in text  # the report policy's warning
+    assert "403 client certificate required" in text  # the refusal is logged
+    assert '"GET /cctest.aspx HTTP/1.1" 200' in text and "CN=poupou SUCCESS" in text
+    assert not pidfile.exists()
+
+
+def test_serve_imports_an_app_from_app_dir(test_pki: PKIFiles, tmp_path: Path) -> None:
+    app_dir = tmp_path / "project"
+    app_dir.mkdir()
+    (app_dir / "mysite.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [environ['SSL_CLIENT_VERIFY'].encode(), b' ', "
+        "environ.get('SSL_CLIENT_S_DN_CN', '-').encode()]\n"
+    )
+    port = free_port()
+    args = ["serve", "mysite:app", "--app-dir", str(app_dir), "--port", str(port)]
+    args += ["--cert", str(test_pki.cert("server")), "--key", str(test_pki.key("server"))]
+    args += ["--client-cert", "optional", "--client-ca", str(test_pki.ca_cert)]
+    args += ["--crl", str(test_pki.crl_path)]
+    with mutls_server(args, tmp_path, tmp_path / "serve.log"):
+        url = f"https://localhost:{port}/"
+        assert curl(url, *client(test_pki, "poupou")).stdout == "SUCCESS poupou"
+        assert curl(url, "--cacert", str(test_pki.ca_cert)).stdout == "NONE -"
+        revoked = curl(url, *client(test_pki, "revoked"), "-w", " %{http_code}")
+        assert revoked.stdout == "client certificate not valid: certificate revoked\n 403"
+    log = (tmp_path / "serve.log").read_text()
+    assert "mode: HTTPS, client certificate optional, policy strict" in log
+
+
+def test_root_serves_files_but_never_keys(tmp_path: Path) -> None:
+    (tmp_path / "hello.txt").write_text("hello")
+    (tmp_path / "root.key").write_text("THE CA KEY")
+    port = free_port()
+    args = ["xsp", "--port", str(port), "--address", "127.0.0.1", "--root", str(tmp_path)]
+    with mutls_server(args, tmp_path, tmp_path / "xsp.log"):
+        base = f"http://127.0.0.1:{port}"
+        assert curl(f"{base}/hello.txt").stdout == "hello"
+        key = curl(f"{base}/root.key", "-w", "%{http_code}")
+        assert key.stdout.endswith("404") and "THE CA KEY" not in key.stdout
+        assert "Hello from an insecure session." in curl(f"{base}/cctest.aspx").stdout
+
+
+def test_no_root_serves_no_files(tmp_path: Path) -> None:
+    (tmp_path / "root.key").write_text("THE CA KEY")
+    port = free_port()
+    args = ["xsp", "--port", str(port), "--address", "127.0.0.1"]
+    with mutls_server(args, tmp_path, tmp_path / "xsp.log"):
+        key = curl(f"http://127.0.0.1:{port}/root.key", "-w", "%{http_code}")
+        assert key.stdout.endswith("404") and "THE CA KEY" not in key.stdout
+
+
+def test_ipv6_listener(test_pki: PKIFiles, tmp_path: Path) -> None:
+    port = free_port("::1")
+    args = ["serve", "--address", "::1", "--port", str(port)]
+    with mutls_server(args, tmp_path, tmp_path / "v6.log"):
+        assert "insecure" in curl(f"http://[::1]:{port}/").stdout
+
+
+# -- refusals at start --------------------------------------------------------------------------
+
+
+def test_require_strict_without_any_anchor_is_refused_at_start(
+    sandbox_home: Path, test_pki: PKIFiles, tmp_path: Path
+) -> None:
+    result = run_mutls(
+        "serve",
+        "--p12",
+        test_pki.p12("server"),
+        "--pkpwd",
+        PASSWORD,
+        "--client-cert",
+        "require",
+        "--port",
+        str(free_port()),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "trust anchor" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_wrong_password_and_busy_port_are_one_line(test_pki: PKIFiles, tmp_path: Path) -> None:
+    wrong = run_mutls("xsp", "--https", "--p12file", test_pki.p12("server"), "--pkpwd", "nope")
+    assert wrong.returncode == 2 and "--pkpwd" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1
+    port = free_port()
+    with mutls_server(["serve", "--port", str(port)], tmp_path, tmp_path / "first.log"):
+        busy = run_mutls("serve", "--port", str(port))
+    assert busy.returncode == 2 and f":{port}" in busy.stderr and "--port" in busy.stderr
+    assert "Traceback" not in busy.stderr
+
+
+CERT = ["--p12file", "s.p12"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "wanted"),
+    [
+        ([], (False, ClientCertMode.NONE, VerifyPolicy.STRICT)),
+        (["--https", *CERT], (True, ClientCertMode.NONE, VerifyPolicy.REPORT)),
+        (["--https-client-accept", *CERT], (True, ClientCertMode.OPTIONAL, VerifyPolicy.REPORT)),
+        (["--https-client-require", *CERT], (True, ClientCertMode.REQUIRE, VerifyPolicy.REPORT)),
+        (CERT, (True, ClientCertMode.NONE, VerifyPolicy.STRICT)),
+        ([*CERT, "--client-cert", "require"], (True, ClientCertMode.REQUIRE, VerifyPolicy.STRICT)),
+        (
+            ["--https-client-require", *CERT, "--verify", "strict"],
+            (True, ClientCertMode.REQUIRE, VerifyPolicy.STRICT),
+        ),
+        (
+            ["--https-client-accept", *CERT, "--client-cert", "optional"],
+            (True, ClientCertMode.OPTIONAL, VerifyPolicy.REPORT),
+        ),
+        (
+            [*CERT, "--client-cert", "optional", "--verify", "report"],
+            (True, ClientCertMode.OPTIONAL, VerifyPolicy.REPORT),
+        ),
+    ],
+)
+def test_flag_table(argv: list[str], wanted: tuple[bool, ClientCertMode, VerifyPolicy]) -> None:
+    assert resolve_modes(build_parser().parse_args(argv)) == wanted
+
+
+@pytest.mark.parametrize(
+    ("argv", "flags"),
+    [
+        (["--https", "--client-cert", "require", *CERT], ("--https", "--client-cert")),
+        (
+            ["--https-client-accept", "--client-cert", "require", *CERT],
+            ("--https-client-accept", "--client-cert"),
+        ),
+        (["--https", "--https-client-require", *CERT], ("--https", "--https-client-require")),
+        (["--https"], ("--https", "--p12file")),
+        (["--client-cert", "optional"], ("--client-cert", "--p12file")),
+        (["--client-ca", "root.cer"], ("--client-ca", "--p12file")),
+        (["--verify", "report"], ("--verify", "--p12file")),
+        (["--keylog", "k.txt"], ("--keylog", "--p12file")),
+        ([*CERT, "--cert", "c.pem"], ("--p12file", "--cert")),
+        ([*CERT, "--reject-at-handshake"], ("--reject-at-handshake", "require")),
+    ],
+)
+def test_contradicting_flags_name_both(argv: list[str], flags: tuple[str, str]) -> None:
+    with pytest.raises(UsageError) as caught:
+        resolve_modes(build_parser().parse_args(argv))
+    for flag in flags:
+        assert flag in str(caught.value)
+
+
+def test_contradiction_from_the_command_line_is_one_line() -> None:
+    result = run_mutls("xsp", "--https", "--client-cert", "optional", "--p12file", "x.p12")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "mutls xsp: --https and --client-cert optional contradict each other: give one"
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_keylog_is_announced_loudly(test_pki: PKIFiles, tmp_path: Path) -> None:
+    port = free_port()
+    keylog = tmp_path / "keys.txt"
+    args = ["serve", "--p12", str(test_pki.p12("server")), "--pkpwd", PASSWORD]
+    args += ["--port", str(port), "--keylog", str(keylog)]
+    with mutls_server(args, tmp_path, tmp_path / "k.log"):
+        curl(f"https://localhost:{port}/", "--cacert", str(test_pki.ca_cert))
+    assert "WARNING" in (tmp_path / "k.log").read_text()
+    assert "CLIENT_" in keylog.read_text() or "SECRET" in keylog.read_text()
