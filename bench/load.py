@@ -52,6 +52,7 @@ class Measurement:
     handshakes: int
     resumed: int
     bad_status: int
+    reconnects: int
     seconds: float
     server_cpu_seconds: float
 
@@ -150,6 +151,7 @@ def measure(
                     handshakes=int(f["handshakes"]),
                     resumed=int(f["resumed"]),
                     bad_status=int(f["bad_status"]),
+                    reconnects=int(f["reconnects"]),
                     seconds=float(f["seconds"]),
                     server_cpu_seconds=cpu,
                 )

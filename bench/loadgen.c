@@ -57,7 +57,7 @@ static struct {
     int port, conns, epfd, measuring;
     double warmup, duration;
     SSL_CTX *ctx;
-    long requests, errors, handshakes, resumed, bad_status;
+    long requests, errors, handshakes, resumed, bad_status, reconnects;
     int open, in_flight;
 } g;
 
@@ -136,7 +136,7 @@ static void fail(struct conn *c) {
 }
 
 /* 1 when buf holds a whole response, 0 when more is needed, -1 when it cannot be parsed. */
-static int response_complete(const char *buf, size_t len, size_t *used) {
+static int response_complete(const char *buf, size_t len, size_t *used, int *close_after) {
     const char *end = memmem(buf, len, "\r\n\r\n", 4);
     if (!end) return len >= BUF ? -1 : 0;
     size_t head = (size_t)(end - buf) + 4;
@@ -150,6 +150,8 @@ static int response_complete(const char *buf, size_t len, size_t *used) {
         if ((size_t)(eol - p) > 18 && strncasecmp(p, "transfer-encoding:", 18) == 0 &&
             memmem(p, (size_t)(eol - p), "chunked", 7))
             chunked = 1;
+        if ((size_t)(eol - p) >= 17 && strncasecmp(p, "connection: close", 17) == 0)
+            *close_after = 1;
         p = eol + 2;
     }
     if (chunked) {
@@ -164,14 +166,18 @@ static int response_complete(const char *buf, size_t len, size_t *used) {
     return 1;
 }
 
-static void on_response(struct conn *c) {
+static void on_response(struct conn *c, int close_after) {
     int ok = c->have > 12 && memcmp(c->buf + 9, "200", 3) == 0;
     if (g.measuring) {
         if (ok) g.requests++;
         else g.bad_status++;
     }
     c->have = 0;
-    if (g.mode == M_KEEPALIVE) {
+    if (g.mode == M_KEEPALIVE && close_after) {
+        /* servers that cap requests per connection (hypercorn) say so: reconnect, no error */
+        if (g.measuring) g.reconnects++;
+        conn_close(c, 1);
+    } else if (g.mode == M_KEEPALIVE) {
         c->state = S_WRITE;
         c->wrote = 0;
     } else if (g.mode == M_IDLE) {
@@ -225,10 +231,11 @@ static void step(struct conn *c) {
                 if (c->state == S_IDLE) continue; /* late tickets: ignore */
                 c->have += (size_t)r;
                 size_t used = 0;
-                int done = response_complete(c->buf, c->have, &used);
+                int close_after = 0;
+                int done = response_complete(c->buf, c->have, &used, &close_after);
                 if (done < 0) return fail(c);
                 if (done) {
-                    on_response(c);
+                    on_response(c, close_after);
                     if (c->state == S_CLOSED) return;
                 }
                 continue;
@@ -315,8 +322,9 @@ int main(int argc, char **argv) {
             }
             if (started && t >= stop) {
                 printf("stop requests=%ld errors=%ld handshakes=%ld resumed=%ld bad_status=%ld "
-                       "seconds=%.6f\n",
-                       g.requests, g.errors, g.handshakes, g.resumed, g.bad_status, t - start);
+                       "reconnects=%ld seconds=%.6f\n",
+                       g.requests, g.errors, g.handshakes, g.resumed, g.bad_status, g.reconnects,
+                       t - start);
                 fflush(stdout);
                 return 0; /* the kernel closes every socket */
             }

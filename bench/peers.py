@@ -141,7 +141,7 @@ def mutls_serve_help() -> tuple[str | None, str]:
 def mutls_serve_status() -> tuple[bool, bool, str]:
     """(``mutls serve`` works, has ``--workers``, why not), from ``mutls serve --help``."""
     text, why = mutls_serve_help()
-    return text is not None, text is not None and "--workers" in text, why
+    return text is not None, text is not None and has_flag(text, "--workers"), why
 
 
 # -- what each one runs on -------------------------------------------------------------------
@@ -223,6 +223,11 @@ http {{
     return config
 
 
+def has_flag(help_text: str, flag: str) -> bool:
+    """Whether ``flag`` itself (not a longer flag that starts with it) is in ``help_text``."""
+    return re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", help_text) is not None
+
+
 def server_command(peer: Peer, files: BenchPKI, port: int, workdir: Path) -> list[str]:
     """The command line that serves the bench app on 127.0.0.1:``port`` requiring a client cert."""
     py = str(PEERS_PYTHON)
@@ -261,12 +266,12 @@ def server_command(peer: Peer, files: BenchPKI, port: int, workdir: Path) -> lis
             "--client-cert", "require", "--verify", peer.verify, "--client-ca", str(files.ca),
         ]  # fmt: skip
         text = mutls_serve_help()[0] or ""
-        if "--nonstop" in text:  # XSP's habit: without it, end of stdin stops the server
+        if has_flag(text, "--nonstop"):  # XSP's habit: without it, end of stdin stops the server
             command.append("--nonstop")
-        if "--max-connections" in text:  # the idle test holds 10,000
+        if has_flag(text, "--max-connections"):  # the idle test holds 10,000
             command += ["--max-connections", "30000"]
         for flag in ("--timeout-keep-alive", "--keep-alive-timeout", "--keep-alive"):
-            if flag in text:  # idle connections must outlive the opening of 10,000
+            if has_flag(text, flag):  # idle connections must outlive the opening of 10,000
                 command += [flag, str(KEEP_ALIVE_S)]
                 break
         return command + (["--workers", str(peer.workers)] if peer.workers != 1 else [])
