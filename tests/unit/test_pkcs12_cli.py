@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import pty
 import re
+import select
 import shutil
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -284,3 +289,52 @@ def test_article_conversion_end_to_end(work: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == "MAC verified OK\n"
     assert pki.Identity.from_pem(work / "poupou.out.pem").subject == "CN=poupou"
+
+
+def converse(args: list[str], answers: list[str], cwd: Path) -> tuple[int, str]:
+    """Run mutls on a pseudo-terminal, typing each answer after its prompt appears."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mutls", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    os.close(slave)
+    seen, mark = b"", 0
+    try:
+        for answer in answers:
+            deadline = time.monotonic() + 30
+            while not seen[mark:].rstrip().endswith(b":"):
+                assert time.monotonic() < deadline, seen
+                if select.select([master], [], [], 1)[0]:
+                    seen += os.read(master, 1024)
+            os.write(master, answer.encode() + b"\n")
+            mark = len(seen)
+        code = proc.wait(timeout=30)
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 1024)
+            except OSError:  # the other end closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        os.close(master)
+    return code, seen.decode(errors="replace")
+
+
+def test_prompts_on_a_terminal(work: Path) -> None:
+    code, text = converse(
+        ["pkcs12", "-in", "poupou.p12", "-out", "t.pem"], [PASSWORD, "pem-pw", "pem-pw"], work
+    )
+    assert code == 0, text
+    assert "Enter Import Password:" in text and "Verifying - Enter PEM pass phrase:" in text
+    assert PASSWORD not in text  # not echoed
+    assert pki.Identity.from_pem(work / "t.pem", password="pem-pw").subject == "CN=poupou"
