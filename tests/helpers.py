@@ -155,20 +155,16 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> 
             time.sleep(0.05)
 
 
-class OpenSSLServer:
-    """``openssl s_server`` on a free 127.0.0.1 port, as a context manager.
+class ServerProcess:
+    """A server process on a free 127.0.0.1 port, as a context manager (stopped on exit)."""
 
-    ``args`` are s_server's own (``-Verify 1``, ``-tls1_3``, ``-WWW`` …); ``cwd`` is where
-    ``-WWW`` finds its files. s_server serves one connection at a time.
-    """
-
-    def __init__(self, *args: str | os.PathLike[str], cwd: str | os.PathLike[str]) -> None:
-        self.port = free_port()
-        self.args = ["openssl", "s_server", "-accept", f"127.0.0.1:{self.port}", *map(str, args)]
+    def __init__(self, argv: list[str], port: int, cwd: str | os.PathLike[str]) -> None:
+        self.port = port
+        self.args = argv
         self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> OpenSSLServer:
+    def __enter__(self) -> ServerProcess:
         self.process = subprocess.Popen(
             self.args,
             cwd=self.cwd,
@@ -192,3 +188,24 @@ class OpenSSLServer:
                 self.process.kill()
                 self.process.wait(timeout=10)
             self.process = None
+
+
+class OpenSSLServer(ServerProcess):
+    """``openssl s_server`` with ``args`` (``-Verify 1``, ``-tls1_3``, ``-WWW`` …).
+
+    ``cwd`` is where ``-WWW`` finds its files. s_server serves one connection at a time.
+    """
+
+    def __init__(self, *args: str | os.PathLike[str], cwd: str | os.PathLike[str]) -> None:
+        port = free_port()
+        argv = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", *map(str, args)]
+        super().__init__(argv, port, cwd)
+
+
+class MutlsServer(ServerProcess):
+    """``mutls xsp|serve ARGS --address 127.0.0.1 --port P`` (``args[0]`` is the command)."""
+
+    def __init__(self, *args: str | os.PathLike[str], cwd: str | os.PathLike[str]) -> None:
+        port = free_port()
+        argv = [sys.executable, "-m", "mutls", *map(str, args)]
+        super().__init__([*argv, "--address", "127.0.0.1", "--port", str(port)], port, cwd)

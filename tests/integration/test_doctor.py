@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from helpers import PASSWORD, OpenSSLServer, PKIFiles, free_port, run_mutls
+from helpers import PASSWORD, MutlsServer, OpenSSLServer, PKIFiles, free_port, run_mutls
 
 REQUIRE = ("-Verify", "1", "-verify_return_error")
 
@@ -186,3 +186,35 @@ def test_keylog(test_pki: PKIFiles, require: tuple[str, str], tmp_path: Path) ->
     assert code == 0
     label = "CLIENT_TRAFFIC_SECRET_0" if require[1] == "-tls1_3" else "CLIENT_RANDOM"
     assert label in log.read_text()
+
+
+# -- against mutls's own server ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["strict", "report"])
+def test_against_mutls_xsp(test_pki: PKIFiles, policy: str) -> None:
+    p = test_pki
+    with MutlsServer(
+        "xsp", "--https-client-require", "--verify", policy,
+        "--p12file", p.p12("server"), "--pkpwd", PASSWORD, "--client-ca", p.ca_cert,
+        cwd=p.directory,
+    ) as server:  # fmt: skip
+        url = f"https://localhost:{server.port}/cctest.aspx"
+        good_code, good = doctor(p, url, "poupou")
+        none_code, none = doctor(p, url, None)
+        bad_code, bad = doctor(p, url, "untrusted")
+    assert good_code == 0 and good["diagnosis"] == "the server accepted `CN=poupou` (HTTP 200)"
+    assert good["http_first_line"] == "cctest"
+    assert none_code == 1
+    assert none["diagnosis"].startswith(
+        "the server requires a client certificate and none was offered (HTTP 403"
+    )
+    if policy == "strict":
+        assert bad_code == 1 and bad["http_status"] == 403
+        assert bad["diagnosis"].startswith(
+            "the server trusts `CN=My Own Test CA`, your certificate is issued by "
+            "`CN=Untrusted Test CA`"
+        )
+    else:  # XSP's way: the page runs and says "NOT valid"; the doctor notes why
+        assert bad_code == 0 and bad["http_status"] == 200
+        assert any("not among the CAs the server named" in n for n in bad["notes"])

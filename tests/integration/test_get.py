@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FIXTURES, PASSWORD, OpenSSLServer, PKIFiles, free_port, run_mutls
+from helpers import FIXTURES, PASSWORD, MutlsServer, OpenSSLServer, PKIFiles, free_port, run_mutls
 
 PAGE = "Hello from a secure session\n"
 REQUIRE = ("-Verify", "1", "-verify_return_error")
@@ -395,3 +395,25 @@ def test_requests_adapter(test_pki: PKIFiles, require: str) -> None:
     requests_adapter(cafile=test_pki.ca_cert, session=without)
     with pytest.raises(requests.exceptions.RequestException):
         without.get(f"{require}/cctest.aspx", timeout=30)
+
+
+# -- against mutls's own server ------------------------------------------------------------------
+
+
+def test_against_mutls_xsp(test_pki: PKIFiles) -> None:
+    p = test_pki
+    with MutlsServer(
+        "xsp", "--https-client-require", "--verify", "strict", "--reject-at-handshake",
+        "--p12file", p.p12("server"), "--pkpwd", PASSWORD, "--client-ca", p.ca_cert,
+        cwd=p.directory,
+    ) as server:  # fmt: skip
+        url = f"https://localhost:{server.port}/cctest.aspx"
+        accepted = get(url, "poupou.p12", PASSWORD, "--cacert", p.ca_cert, cwd=p.directory)
+        missing = get(url, "--cacert", p.ca_cert)
+        expired = get(url, p.p12("expired"), PASSWORD, "--cacert", p.ca_cert)
+    assert accepted.returncode == 0, accepted.stderr
+    assert "Hello CN=poupou, your certificate is valid" in accepted.stdout
+    assert missing.returncode == 3
+    assert "server requires a client certificate and none was given: add --cert" in missing.stderr
+    assert expired.returncode == 1
+    assert "certificate has expired" in expired.stdout and "403" in expired.stderr
