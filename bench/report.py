@@ -188,3 +188,57 @@ def busy_table(summary: dict[str, dict[str, dict[str, Any]]], peers: list[str]) 
             row.append("–" if f is None else f"{f['busy']['median']:.0f}%")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def _median(summary: dict[str, Any], peer: str, metric: str, what: str = "cpu_us") -> float:
+    try:
+        return float(summary[peer][metric][what]["median"])
+    except KeyError:
+        return math.nan
+
+
+def targets_table(
+    summaries: dict[str, dict[str, dict[str, Any]]],
+    idle: dict[str, dict[str, Any]],
+    peer: str = "mutls strict",
+) -> str:
+    """Issue 6's targets for ``peer``, each as measured / limit from this run, and whether met."""
+    rows: list[tuple[str, float, float, str]] = []  # (target, measured, limit, unit)
+    for key, summary in summaries.items():
+        uvicorn_full = _median(summary, "uvicorn", "new")
+        rows.append(
+            (f"CPU per full handshake ({key}) ≤ 0.5× uvicorn", _median(summary, peer, "new"),
+             0.5 * uvicorn_full, "µs")
+        )  # fmt: skip
+        rows.append(
+            (f"CPU per full handshake ({key}), × granian (reported)",
+             _median(summary, peer, "new") / _median(summary, "granian", "new"), math.nan, "×")
+        )  # fmt: skip
+        if "keepalive" in summary.get(peer, {}):
+            rows.append(
+                ("CPU per keep-alive request ≤ 0.5× uvicorn", _median(summary, peer, "keepalive"),
+                 0.5 * _median(summary, "uvicorn", "keepalive"), "µs")
+            )  # fmt: skip
+        if "resume" in summary.get(peer, {}):
+            rows.append(
+                ("CPU per resumed handshake ≤ granian's", _median(summary, peer, "resume"),
+                 _median(summary, "granian", "resume"), "µs")
+            )  # fmt: skip
+            share = summary[peer]["resume"].get("resumed_share") or 0.0
+            rows.append(
+                ("resumption works (share of handshakes resumed)", share * 100, math.nan, "%")
+            )
+    per_connection = idle.get(peer, {}).get("bytes_per_connection")
+    if per_connection is not None:
+        rows.append(("idle mTLS connection ≤ 30 KB", per_connection / 1024, 30.0, "KB"))
+    lines = [f"| target ({peer}) | measured | limit | met |", "|---|---|---|---|"]
+    for target, measured, limit, unit in rows:
+        if math.isnan(limit):
+            met = "yes" if unit == "%" and measured > 0 else "–"
+            limit_text = "–"
+        else:
+            met = "–" if math.isnan(measured) else ("yes" if measured <= limit else "**no**")
+            limit_text = f"{_n(limit)} {unit}"
+        shown = f"{measured:.2f} {unit}" if unit == "×" else f"{_n(measured)} {unit}"
+        lines.append(f"| {target} | {shown} | {limit_text} | {met} |")
+    return "\n".join(lines)

@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -38,7 +39,14 @@ from peers import (
     software_versions,
 )
 from pki import KEY_TYPES, BenchPKI, make_pki
-from report import busy_table, figures_table, idle_table, ratios_table, summarise
+from report import (
+    busy_table,
+    figures_table,
+    idle_table,
+    ratios_table,
+    summarise,
+    targets_table,
+)
 
 #: connections the generator keeps busy per metric: enough to keep one server core saturated.
 CONNECTIONS = {"new": 16, "resume": 16, "keepalive": 32}
@@ -51,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="2 rounds, short windows, 1,000 idle")
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 2)")
-    p.add_argument("--duration", type=float, help="measured seconds per figure (2.5, quick 1)")
+    p.add_argument("--duration", type=float, help="measured seconds per figure (2, quick 1)")
     p.add_argument("--warmup", type=float, help="warm-up seconds before each (0.75, quick 0.3)")
     p.add_argument("--idle", type=int, help="idle mTLS connections held (10000, quick 1000; 0 off)")
     p.add_argument(
@@ -66,7 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     quick = args.quick
     args.rounds = args.rounds or (2 if quick else 5)
-    args.duration = args.duration or (1.0 if quick else 2.5)
+    args.duration = args.duration or (1.0 if quick else 2.0)
     args.warmup = args.warmup if args.warmup is not None else (0.3 if quick else 0.75)
     args.idle = args.idle if args.idle is not None else (1000 if quick else 10000)
     args.keys = [k.strip() for k in args.keys.split(",") if k.strip()]
@@ -231,6 +239,13 @@ def render(result: dict[str, Any]) -> str:
             idle_table(result["idle"], names),
             "",
         ]
+    if any(p.startswith("mutls strict") for p in names) and result["summary"]:
+        out += [
+            "## Issue 6's targets, from this run",
+            "",
+            targets_table(result["summary"], result["idle"]),
+            "",
+        ]
     out += ["## Software", ""]
     out += [f"- {name}: {text}" for name, text in result["versions"].items()]
     if result["skipped"]:
@@ -245,6 +260,8 @@ def render(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the table; write bench/results/ and bench/RESULTS.md."""
     args = parse_args(argv)
+    # SIGTERM (make interrupted, a CI timeout) unwinds like Ctrl-C, so every server is stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     started = time.monotonic()
     try:
         if not args.no_install:
