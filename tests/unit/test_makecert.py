@@ -265,7 +265,7 @@ def test_mono_pvk_as_subject_key_is_reused_with_a_warning(
     work: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert mutls("-r", "-n", "CN=Mono again", "-sv", FIXTURES / "root.key", "again.cer") == 0
-    assert "root.key: RSA 1024 key" in capsys.readouterr().err
+    assert "CN=Mono again: RSA 1024 key" in capsys.readouterr().err
     cert = pki.load_certificate(work / "again.cer")
     assert cert.public_key() == pki.load_certificate(FIXTURES / "root.cer").public_key()
 
@@ -432,5 +432,26 @@ def test_article_commands_end_to_end(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert leaf.returncode == 0, leaf.stderr
-    assert leaf.stderr == ""
+    assert leaf.stderr == ""  # nothing weak about what the article makes
     assert p12(tmp_path / "pollux.p12").subject == "CN=pollux"
+
+
+def test_a_server_name_that_cannot_be_a_host_is_flagged(
+    article: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        mutls(
+            "-iv",
+            "root.key",
+            "-ic",
+            "root.cer",
+            "--server",
+            "-n",
+            "CN=My Web Server",
+            "-sv",
+            "w.key",
+            "w.pem",
+        )
+        == 0
+    )
+    assert "serverAuth certificate without subjectAltName" in capsys.readouterr().err

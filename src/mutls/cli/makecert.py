@@ -28,7 +28,7 @@ from mutls.pki.issuance import (
 from mutls.pki.keys import KeySpec, KeyType, describe_key, private_key_pem
 from mutls.pki.names import parse_general_name, parse_name
 from mutls.pki.pkcs12 import p12_bytes
-from mutls.pki.weakness import key_weaknesses
+from mutls.pki.weakness import weaknesses
 
 HELP = "create keys and certificates: a CA, server and client certificates (Mono makecert)"
 
@@ -196,9 +196,6 @@ def main(argv: Sequence[str]) -> int:
         )
     spec = _key_spec(args)
     key, created = subject_key(args.subject_key, spec, explicit_type=args.key_type is not None)
-    if not created:
-        for warning in key_weaknesses(key):
-            print(f"mutls makecert: warning: {args.subject_key}: {warning}", file=sys.stderr)
     san = [parse_general_name(s) for s in args.san]
     if args.alt_file:
         san += read_san_file(args.alt_file)
@@ -224,6 +221,9 @@ def main(argv: Sequence[str]) -> int:
         )
     )
     identity = Identity(cert, key, chain)
+    # e.g. a reused RSA-1024 -sv key, or a server CN with a space that cannot be a SAN host
+    for warning in weaknesses(cert, issues_others=is_ca):
+        print(f"mutls makecert: warning: {args.name}: {warning}", file=sys.stderr)
     outputs: list[tuple[str, bytes, int]] = []
     if created and args.subject_key:
         outputs.append((args.subject_key, private_key_pem(key), PRIVATE))
