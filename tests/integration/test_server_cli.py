@@ -290,3 +290,40 @@ def test_keylog_is_announced_loudly(test_pki: PKIFiles, tmp_path: Path) -> None:
         curl(f"https://localhost:{port}/", "--cacert", str(test_pki.ca_cert))
     assert "WARNING" in (tmp_path / "k.log").read_text()
     assert "CLIENT_" in keylog.read_text() or "SECRET" in keylog.read_text()
+
+
+def children_of(pid: int) -> set[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return {int(p) for p in path.read_text().split()} if path.exists() else set()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
+def test_workers_share_the_port_and_are_restarted(test_pki: PKIFiles, tmp_path: Path) -> None:
+    port = free_port()
+    args = ["serve", "--workers", "2", "--port", str(port), "--p12", str(test_pki.p12("server"))]
+    args += ["--pkpwd", PASSWORD, "--client-cert", "optional", "--client-ca", str(test_pki.ca_cert)]
+    with mutls_server(args, tmp_path, tmp_path / "w.log") as supervisor:
+        url = f"https://localhost:{port}/"
+        deadline = time.monotonic() + 20
+        while len(children_of(supervisor.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = children_of(supervisor.pid)
+        assert len(first) == 2
+        for _ in range(4):
+            assert (
+                "Hello CN=poupou, your certificate is valid"
+                in curl(url, *client(test_pki, "poupou")).stdout
+            )
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        while (
+            victim in children_of(supervisor.pid) or len(children_of(supervisor.pid)) < 2
+        ) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        now = children_of(supervisor.pid)
+        assert victim not in now and len(now) == 2
+        assert "your certificate is valid" in curl(url, *client(test_pki, "poupou")).stdout
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(20) == 0
+    log = (tmp_path / "w.log").read_text()
+    assert "2 worker processes" in log and "starting another" in log

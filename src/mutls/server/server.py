@@ -22,6 +22,7 @@ from mutls.server.protocol import ConnectionProtocol, ServerState
 from mutls.tls.options import ClientCertMode
 
 if TYPE_CHECKING:
+    from mutls.apps.base import HTTPApp
     from mutls.tls.context import ServerContext
 
 
@@ -86,6 +87,32 @@ def describe_mode(config: ServerConfig) -> str:
     )
 
 
+def startup_warnings(config: ServerConfig, tls_context: ServerContext | None) -> list[str]:
+    """What the operator must read before trusting this server (from the TLS engine, which
+    also refuses here a configuration that could never accept a client)."""
+    if tls_context is None:
+        return []
+    return [*tls_context.warnings, *tls_context.validate(config.verify)]
+
+
+def announce(
+    config: ServerConfig, sockets: list[socket.socket], warnings: list[str], out: TextIO
+) -> None:
+    """The startup lines: the URLs, the mode and policy, the app, the warnings."""
+    for url in urls(config, sockets):
+        print(f"mutls: serving on {url}", file=out)
+    print(f"mutls: {describe_mode(config)}", file=out)
+    what = _app_name(config.app) or "the test page at /cctest.aspx" + (
+        f" and static files from {config.root}" if config.root else ""
+    )
+    print(f"mutls: app: {what}", file=out)
+    if config.workers > 1:
+        print(f"mutls: {config.workers} worker processes", file=out)
+    for warning in warnings:
+        print(f"mutls: WARNING: {warning}", file=out)
+    out.flush()
+
+
 class Server:
     """Serves one :class:`ServerConfig` in the running event loop."""
 
@@ -107,17 +134,19 @@ class Server:
         self._stop.set()
 
     async def prepare(
-        self, out: TextIO | None = sys.stderr, tls_context: ServerContext | None = None
+        self,
+        out: TextIO | None = sys.stderr,
+        tls_context: ServerContext | None = None,
+        app: HTTPApp | None = None,
     ) -> None:
-        """Build the TLS context and the app, bind, start the app, print the startup lines."""
+        """Build the TLS context and the app (unless given), bind, start the app, and print
+        the startup lines to ``out``."""
         config = self.config
         if tls_context is None and config.tls:
             tls_context = config.tls_context()
-        warnings: list[str] = []
-        if tls_context is not None:
-            # The engine knows what its configuration can never do; it says so once, here.
-            warnings = [*tls_context.warnings, *tls_context.validate(config.verify)]
-        app = config.load_app()
+        warnings = startup_warnings(config, tls_context)
+        if app is None:
+            app = config.load_app()
         if self.sockets is None:
             self.sockets = bind_sockets(config)
         self.state = ServerState(config, app, tls_context)
@@ -129,17 +158,12 @@ class Server:
                 await loop.create_server(lambda: ConnectionProtocol(state), sock=sock, backlog=1024)
             )
         if out is not None:
-            for url in urls(config, self.sockets):
-                print(f"mutls: serving on {url}", file=out)
-            print(f"mutls: {describe_mode(config)}", file=out)
-            what = _app_name(config.app) or "the test page at /cctest.aspx" + (
-                f" and static files from {config.root}" if config.root else ""
-            )
-            print(f"mutls: app: {what}", file=out)
-            for warning in warnings:
-                print(f"mutls: WARNING: {warning}", file=out)
-            out.flush()
+            announce(config, self.sockets, warnings, out)
         self.started.set()
+
+    async def wait_stopped(self) -> None:
+        """Return once a stop was requested."""
+        await self._stop.wait()
 
     async def serve(self, out: TextIO | None = sys.stderr) -> None:
         """Run until :meth:`request_stop` (or SIGTERM/SIGINT when installed), then drain."""
@@ -196,22 +220,23 @@ def run(config: ServerConfig, *, on_ready: Callable[[Server], None] | None = Non
         await server.prepare()
         if on_ready is not None:
             on_ready(server)
-        _write_pidfile(config)
+        write_pidfile(config)
         try:
-            await server._stop.wait()
+            await server.wait_stopped()
         finally:
             await server.shutdown()
 
     try:
         loop.run_until_complete(main())
     finally:
-        _remove_pidfile(config)
+        remove_pidfile(config)
         loop.close()
     log.info("stopped")
     return 0
 
 
-def _write_pidfile(config: ServerConfig) -> None:
+def write_pidfile(config: ServerConfig) -> None:
+    """Write this process's id to ``--pidfile``."""
     if config.pidfile is not None:
         try:
             with open(config.pidfile, "w", encoding="ascii") as handle:
@@ -220,7 +245,8 @@ def _write_pidfile(config: ServerConfig) -> None:
             raise MutlsError(f"--pidfile {config.pidfile}: {exc.strerror}") from None
 
 
-def _remove_pidfile(config: ServerConfig) -> None:
+def remove_pidfile(config: ServerConfig) -> None:
+    """Remove ``--pidfile`` (at exit)."""
     if config.pidfile is not None:
         with contextlib.suppress(OSError):
             os.remove(config.pidfile)

@@ -64,7 +64,7 @@ class RunningServer:
             return
         finally:
             self._ready.set()
-        await self.server._stop.wait()
+        await self.server.wait_stopped()
         await self.server.shutdown()
 
 
