@@ -122,6 +122,19 @@ def test_article_command_verbatim(test_pki: PKIFiles, require: str) -> None:
     assert result.stderr == ""
 
 
+def test_article_flow_with_the_trust_store(
+    test_pki: PKIFiles, require: str, sandbox_home: Path
+) -> None:
+    # certmgr -add -c Trust root.cer, then hwr2's command line as it is: no trust flag at all.
+    before = get(f"{require}/cctest.aspx", "poupou.p12", PASSWORD, cwd=test_pki.directory)
+    assert before.returncode == 3 and "server certificate not trusted" in before.stderr
+    added = run_mutls("certmgr", "-add", "-c", "Trust", test_pki.ca_cert)
+    assert added.returncode == 0, added.stderr
+    after = get(f"{require}/cctest.aspx", "poupou.p12", PASSWORD, cwd=test_pki.directory)
+    assert after.returncode == 0, after.stderr
+    assert after.stdout == PAGE
+
+
 @pytest.mark.parametrize(
     "how",
     ["p12-pass", "p12-pass-file", "p12-pass-env", "pem-key", "pem-combined", "legacy-3des"],

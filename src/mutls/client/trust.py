@@ -3,7 +3,6 @@ exactly the ``--cacert`` file. One description, applied to pyOpenSSL and to stdl
 
 from __future__ import annotations
 
-import importlib
 import os
 import ssl
 from dataclasses import dataclass, field
@@ -13,22 +12,12 @@ from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL, crypto
 
 from mutls.pki.certs import load_certificates
+from mutls.store import server_trust_anchors
 
 
 def trust_store_anchors() -> list[x509.Certificate]:
-    """The user's ``Trust`` store (what ``mutls certmgr -add -c Trust`` filled).
-
-    The store package is built alongside this one; until it exports
-    ``server_trust_anchors`` the client trusts the system roots only.
-    """
-    try:
-        store = importlib.import_module("mutls.store")
-    except ImportError:
-        return []
-    anchors = getattr(store, "server_trust_anchors", None)
-    if anchors is None:
-        return []
-    return list(anchors(machine=False))
+    """The user's ``Trust`` store (what ``mutls certmgr -add -c Trust`` filled)."""
+    return server_trust_anchors(machine=False)
 
 
 @dataclass(frozen=True)
