@@ -64,11 +64,11 @@ def test_chain_tree_of_a_bundle(test_pki: PKIFiles, capsys: pytest.CaptureFixtur
 
 def test_expired_and_not_yet_valid(test_pki: PKIFiles, capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = inspect(capsys, test_pki.cert("expired"), test_pki.cert("not-yet-valid"))
-    assert "(EXPIRED 1 days ago)" in out or "(EXPIRED 2 days ago)" in out
+    assert "(EXPIRED 1 days ago)" in out  # it ended a day (and a few seconds) ago
     assert "(NOT YET VALID)" in out
     reports = as_json(capsys, test_pki.cert("expired"))
     assert reports[0]["certificates"][0]["status"] == "EXPIRED"
-    assert reports[0]["certificates"][0]["days_left"] < 0
+    assert reports[0]["certificates"][0]["days_left"] == -1
 
 
 def test_p12_with_every_password_source(

@@ -147,7 +147,8 @@ def _when(moment: dt.datetime) -> str:
 def _validity(start: dt.datetime, end: dt.datetime, now: dt.datetime) -> tuple[int, str]:
     days_left = (end - now).days
     if now > end:
-        return days_left, "EXPIRED"
+        # whole days since it ended, negated: "expired 1 day ago", not timedelta's floor of -2
+        return -(now - end).days, "EXPIRED"
     if now < start:
         return days_left, "NOT YET VALID"
     return days_left, "valid"
