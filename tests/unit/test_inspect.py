@@ -64,7 +64,7 @@ def test_chain_tree_of_a_bundle(test_pki: PKIFiles, capsys: pytest.CaptureFixtur
 
 def test_expired_and_not_yet_valid(test_pki: PKIFiles, capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = inspect(capsys, test_pki.cert("expired"), test_pki.cert("not-yet-valid"))
-    assert "(EXPIRED 1 days ago)" in out  # it ended a day (and a few seconds) ago
+    assert "(EXPIRED 1 day ago)" in out  # it ended a day (and a few seconds) ago
     assert "(NOT YET VALID)" in out
     reports = as_json(capsys, test_pki.cert("expired"))
     assert reports[0]["certificates"][0]["status"] == "EXPIRED"

@@ -80,13 +80,12 @@ def render(report: FileReport) -> str:
 
 
 def _certificate(cert: CertificateReport) -> list[str]:
-    days = (
-        f"EXPIRED {-cert.days_left} days ago"
-        if cert.status == "EXPIRED"
-        else "NOT YET VALID"
-        if cert.status != "valid"
-        else f"{cert.days_left} days left"
-    )
+    if cert.status == "EXPIRED":
+        days = f"EXPIRED {_days(-cert.days_left)} ago"
+    elif cert.status != "valid":
+        days = cert.status
+    else:
+        days = f"{_days(cert.days_left)} left"
     issuer = f"{cert.issuer} (self-signed)" if cert.self_signed else cert.issuer
     rows = [
         ("Issuer", issuer),
@@ -105,6 +104,10 @@ def _certificate(cert: CertificateReport) -> list[str]:
     lines += [f"    {label + ':':<13}{value}" for label, value in rows]
     lines += [f"    WARNING: {warning}" for warning in cert.warnings]
     return lines
+
+
+def _days(count: int) -> str:
+    return f"{count} day" if count == 1 else f"{count} days"
 
 
 def _tree(node: ChainNode, first: str, rest: str) -> list[str]:
@@ -129,7 +132,7 @@ def _crl(crl: CRLReport) -> list[str]:
     elif crl.status == "EXPIRED":
         until = f"{crl.next_update} (EXPIRED: stale, verifiers reject it)"
     else:
-        until = f"{crl.next_update} ({crl.days_left} days left)"
+        until = f"{crl.next_update} ({_days(crl.days_left or 0)} left)"
     revoked = ", ".join(crl.revoked) if crl.revoked else "none"
     return [
         f"  CRL from {crl.issuer}",
