@@ -313,3 +313,47 @@ def test_connection_limit(plain_port: int) -> None:
     finally:
         for sock in held:
             sock.close()
+
+
+def test_refused_request_is_answered_without_waiting_for_its_body(tls_port: int) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", tls_port), timeout=10) as raw_sock,
+        context.wrap_socket(raw_sock, server_hostname="localhost") as sock,
+    ):
+        sock.sendall(
+            b"PUT /up HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 100000\r\n\r\n"
+        )
+        data = sock.recv(65536)  # no 100 Continue, and no need to send the body
+    assert statuses(data) == [403]
+
+
+def test_graceful_stop_finishes_the_request_in_flight() -> None:
+    import asyncio
+    import threading
+
+    entered = threading.Event()
+
+    async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        entered.set()
+        await asyncio.sleep(0.5)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"finished"})
+
+    with serve_in_thread(ServerConfig(port=0, app=slow)) as running:
+        with socket.create_connection(("127.0.0.1", running.ports[0]), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+            assert entered.wait(10)
+            stopper = threading.Thread(target=running.stop)
+            stopper.start()
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            stopper.join(20)
+        assert statuses(data) == [200]
+        assert b"connection: close" in data and data.endswith(b"finished\r\n0\r\n\r\n")
+        assert not stopper.is_alive()

@@ -137,7 +137,8 @@ class _Exchange:
         if self.body is not None:
             body, self.body = self.body, None
             return {"type": "http.request", "body": body, "more_body": False}
-        await self.channel.wait_disconnected()
+        if not self.finished:  # once the response is sent, the request is over for the app
+            await self.channel.wait_disconnected()
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:

@@ -70,6 +70,7 @@ class ConnectionProtocol(asyncio.Protocol):
     # -- asyncio callbacks ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Accept (or, over the connection limit, drop) a new connection."""
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         self.transport = transport = cast(asyncio.Transport, transport)
         self.client = _address(transport.get_extra_info("peername"))
@@ -88,6 +89,7 @@ class ConnectionProtocol(asyncio.Protocol):
             self._arm(self.config.timeouts.header, "request head")
 
     def data_received(self, data: bytes) -> None:
+        """Bytes from the socket: through TLS (if any) into the HTTP connection."""
         if self.tls is not None:
             data = self._decrypt(data)
             if not data:
@@ -99,6 +101,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self._pump()
 
     def eof_received(self) -> bool:
+        """The client closed its side; finish what is in flight."""
         if self.tls is not None:
             data = self._decrypt(b"")
             if data:
@@ -108,6 +111,7 @@ class ConnectionProtocol(asyncio.Protocol):
         return True  # keep our side open until the response in flight is written
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """The socket is gone: wake whoever waits on it."""
         self._lost = True
         self.state.connections.discard(self)
         self._disarm()
@@ -117,9 +121,11 @@ class ConnectionProtocol(asyncio.Protocol):
             self._drain.set_result(None)
 
     def pause_writing(self) -> None:
+        """The socket buffer is full: senders wait in :meth:`drain`."""
         self._write_paused = True
 
     def resume_writing(self) -> None:
+        """The socket buffer has room again."""
         self._write_paused = False
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
@@ -176,10 +182,15 @@ class ConnectionProtocol(asyncio.Protocol):
                 self._body.append(event.data)
                 self._arm(self.config.timeouts.header, "request body")
             elif isinstance(event, Request):
+                assert self.facts is not None
+                if self.facts.refusal is not None:
+                    # Refused before the app runs: no need to read (or invite) the body.
+                    self._refuse(event, self.facts.refusal)
+                    return
                 self._request = event
                 self._body = []
                 self._disarm()
-                if event.expect_continue and self.facts is not None and not self.facts.refusal:
+                if event.expect_continue:
                     self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
             elif isinstance(event, EndOfMessage):
                 request, self._request = self._request, None
@@ -200,22 +211,22 @@ class ConnectionProtocol(asyncio.Protocol):
             assert self.transport is not None
             self.transport.pause_reading()
 
+    def _refuse(self, request: Request, reason: str) -> None:
+        """The policy's 403, logged; the connection then closes (a new one may carry a
+        certificate)."""
+        cert = self.facts.client_certificate if self.facts is not None else None
+        log.warning(
+            "refused %s %s from %s (%s): 403 %s",
+            request.method,
+            printable(request.path),
+            _peer(self.client),
+            printable(cert.subject if cert is not None and cert.present else "no certificate"),
+            printable(reason),
+        )
+        self._write(simple_response(request, 403, reason))
+        self._shutdown()
+
     def _dispatch(self, request: Request, body: bytes) -> None:
-        facts = self.facts
-        assert facts is not None
-        if facts.refusal is not None:
-            cert = facts.client_certificate
-            log.warning(
-                "refused %s %s from %s (%s): 403 %s",
-                request.method,
-                printable(request.path),
-                _peer(self.client),
-                printable(cert.subject if cert is not None and cert.present else "no certificate"),
-                printable(facts.refusal),
-            )
-            self._write(simple_response(request, 403, facts.refusal))
-            self._shutdown()
-            return
         closing = self._closing or self.state.stopping
         channel = Channel(self, self.http.respond(request, closing=closing))
         self._task = self.loop.create_task(self._run(request, body, channel))
@@ -342,25 +353,33 @@ class Channel:
         self.sent = 0
 
     async def start(self, status: int, headers: Headers) -> None:
+        """Send the status line and headers."""
+        if self.conn.state.stopping or self.conn._closing:
+            self.writer.keep_alive = False  # tell the client this connection ends here
         self.conn._write(self.writer.head(status, headers))
 
     async def send(self, data: bytes) -> None:
+        """Send a piece of body; waits while the client is slow."""
         out = self.writer.body(data)
         self.sent += len(data)
         self.conn._write(out)
         await self.conn.drain()
 
     async def finish(self) -> None:
+        """End the response."""
         self.conn._write(self.writer.end())
 
     def abort(self) -> None:
+        """Drop the connection at once."""
         self.conn.abort()
 
     @property
     def disconnected(self) -> bool:
+        """True once the client has gone."""
         return self.conn._lost
 
     async def wait_disconnected(self) -> None:
+        """Return once the client has gone."""
         await asyncio.shield(self.conn._disconnected)
 
 
