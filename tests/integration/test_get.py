@@ -430,3 +430,70 @@ def test_against_mutls_xsp(test_pki: PKIFiles) -> None:
     assert "server requires a client certificate and none was given: add --cert" in missing.stderr
     assert expired.returncode == 1
     assert "certificate has expired" in expired.stdout and "403" in expired.stderr
+
+
+def test_password_prompt_on_a_terminal(test_pki: PKIFiles, require: str) -> None:
+    import pty
+    import select
+    import sys
+    import time
+
+    argv = [sys.executable, "-m", "mutls", "get", f"{require}/cctest.aspx",
+            "--cert", str(test_pki.p12("poupou")), "--cacert", str(test_pki.ca_cert)]  # fmt: skip
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execv(sys.executable, argv)  # noqa: S606 - a real terminal needs a real exec
+        os._exit(127)
+    out, sent, deadline = b"", False, time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([fd], [], [], 1)[0]:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+            if b"Password for " in out and not sent:
+                os.write(fd, PASSWORD.encode() + b"\n")
+                sent = True
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert sent, out
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    assert PAGE.strip().encode() in out
+    assert PASSWORD.encode() not in out  # not echoed
+
+
+def test_ipv6_literal_url(test_pki: PKIFiles) -> None:
+    import socket
+
+    class V6Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(test_pki.cert("server"), test_pki.key("server"))
+    server = V6Server(("::1", 0), EchoHandler)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = get(f"https://[::1]:{server.server_address[1]}/v6", "--cacert", test_pki.ca_cert)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["path"] == "/v6"
+    assert seen["headers"]["host"] == f"[::1]:{server.server_address[1]}"
+
+
+def test_verbose_summary_on_tls_failure(test_pki: PKIFiles, require: str) -> None:
+    result = get(require, test_pki.p12("untrusted"), PASSWORD, "--cacert", test_pki.ca_cert, "-v")
+    assert result.returncode == 3
+    assert "* client certificate sent: CN=mallory" in result.stderr
+    assert result.stderr.rstrip().splitlines()[-1].startswith("mutls get: server does not trust")

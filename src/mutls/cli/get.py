@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mutls.cli.common import ArgumentParser, add_password_options, password_from
+from mutls.client.errors import TLSFailure
 from mutls.client.fetch import fetch, handshake_summary
 from mutls.client.http import Request
 from mutls.client.keylog import keylog_path
@@ -138,7 +139,13 @@ def main(argv: Sequence[str]) -> int:
     args = _build_parser().parse_args(argv)
     request = _request(args)
     config = config_from_args(args, "get")
-    exchange = fetch(request, config)
+    try:
+        exchange = fetch(request, config)
+    except TLSFailure as failure:
+        if args.verbose and failure.record is not None:
+            for line in handshake_summary(failure.record, config.identity):
+                print(line, file=sys.stderr)
+        raise
     response = exchange.response
     if args.verbose:
         for line in handshake_summary(exchange.record, config.identity):

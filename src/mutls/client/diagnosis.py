@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mutls.client.doctor import Observation
 from mutls.client.hostname import certificate_names
+from mutls.client.observation import Observation
 from mutls.client.session import HOST_MISMATCH, HandshakeRecord
 
 NEW_CLIENT_CERT = (

@@ -12,16 +12,13 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from mutls.client.checks import LocalFindings, chains_to_named_ca, check_identity
-from mutls.client.errors import ConnectFailure
+from mutls.client.diagnosis import diagnose
 from mutls.client.hostname import certificate_names
-from mutls.client.http import Request, Response, ResponseParser, parse_url
+from mutls.client.observation import Observation, observe
 from mutls.client.session import (
     HOST_MISMATCH,
     ClientConfig,
     HandshakeRecord,
-    TLSBroken,
-    TLSClientConnection,
 )
 
 
@@ -52,27 +49,6 @@ class Step:
             "summary": self.summary,
             "details": self.details,
         }
-
-
-@dataclass
-class Observation:
-    """Everything one visit learned; the input of :func:`.diagnosis.diagnose`."""
-
-    url: str
-    config: ClientConfig
-    local: LocalFindings | None = None
-    connect_error: str | None = None
-    record: HandshakeRecord | None = None
-    response: Response | None = None
-    transport_error: str | None = None
-
-    @property
-    def ca_match(self) -> bool | None:
-        """Does the offered certificate chain to a CA the server named? ``None``: unknown."""
-        rec, identity = self.record, self.config.identity
-        if rec is None or identity is None or not rec.ca_names:
-            return None
-        return chains_to_named_ca(identity, rec.ca_names)
 
 
 @dataclass
@@ -142,40 +118,6 @@ class DoctorReport:
             lines.append(f"Fix: {self.fix}")
         lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines)
-
-
-def observe(url: str, config: ClientConfig) -> Observation:
-    """Visit ``url`` once with the offered certificate and record what happened."""
-    target = parse_url(url)
-    obs = Observation(url, config)
-    if config.identity is not None:
-        obs.local = check_identity(config.identity)
-    with TLSClientConnection(target.host, target.port, config, strict=False) as conn:
-        obs.record = conn.record
-        try:
-            conn.connect()
-        except ConnectFailure as exc:
-            obs.connect_error = str(exc)
-            return obs
-        except TLSBroken:
-            return obs
-        try:
-            conn.sendall(Request(url).to_bytes(target))
-            parser = ResponseParser()
-            while not parser.complete:
-                data = conn.recv()
-                if not data:
-                    if not parser.end_of_stream():
-                        obs.transport_error = "the server closed the connection without answering"
-                    break
-                parser.feed(data)
-            if parser.headers_done:
-                obs.response = parser.response
-        except TLSBroken:
-            pass
-        except (ConnectFailure, ValueError) as exc:
-            obs.transport_error = str(exc)
-    return obs
 
 
 def steps_of(obs: Observation) -> list[Step]:
@@ -289,8 +231,6 @@ def _answer_step(obs: Observation, rec: HandshakeRecord) -> Step:
 
 def run_doctor(url: str, config: ClientConfig) -> DoctorReport:
     """Observe ``url`` and diagnose: the whole of ``mutls doctor``."""
-    from mutls.client.diagnosis import diagnose
-
     obs = observe(url, config)
     finding = diagnose(obs)
     return DoctorReport(

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mutls.errors import MutlsError
+
+if TYPE_CHECKING:
+    from mutls.client.session import HandshakeRecord
 
 
 class TLSFailure(MutlsError):
-    """The TLS handshake (or a TLS alert after it) ended the exchange: exit 3."""
+    """The TLS handshake (or a TLS alert after it) ended the exchange: exit 3.
+
+    ``record`` is what the handshake got to, for ``-v``.
+    """
 
     exit_code = 3
+
+    def __init__(self, message: str, record: HandshakeRecord | None = None) -> None:
+        super().__init__(message)
+        self.record = record
 
 
 class ConnectFailure(MutlsError):

@@ -51,7 +51,8 @@ def fetch(request: Request, config: ClientConfig) -> Exchange:
                     break
                 parser.feed(data)
         except TLSBroken as broken:
-            raise TLSFailure(explain(broken.record, config, request.url)) from None
+            message = explain(broken.record, config, request.url)
+            raise TLSFailure(message, broken.record) from None
         except ValueError as exc:
             raise ConnectFailure(f"{target.host}:{target.port}: {exc}") from None
     return Exchange(request, target, record, parser.response)
