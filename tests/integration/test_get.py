@@ -497,3 +497,15 @@ def test_verbose_summary_on_tls_failure(test_pki: PKIFiles, require: str) -> Non
     assert result.returncode == 3
     assert "* client certificate sent: CN=mallory" in result.stderr
     assert result.stderr.rstrip().splitlines()[-1].startswith("mutls get: server does not trust")
+
+
+def test_silent_server_times_out_exit_4() -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts TCP (the kernel does) but never speaks TLS
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        result = get(f"https://127.0.0.1:{port}/", "--timeout", "1", "--insecure")
+    assert result.returncode == 4
+    assert "no answer within 1 s (--timeout)" in result.stderr
