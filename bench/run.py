@@ -217,7 +217,7 @@ def render(result: dict[str, Any]) -> str:
         "",
     ]
     if result.get("note"):
-        out[-1:-1] = [f"**Note:** {result['note']}", ""]
+        out += [f"**Note:** {result['note']}", ""]
     for key, summary in result["summary"].items():
         out += [f"## {key}", "", figures_table(summary, names), ""]
         out += [
