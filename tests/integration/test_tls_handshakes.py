@@ -68,6 +68,7 @@ class Pump:
                     sock.sendall(tls.data_to_send())  # the alert, before the close
                     return
                 if b"\r\n\r\n" in request and tls.info is not None:
+                    self.infos.append(tls.info)  # before the client can see the answer
                     tls.send(self.answer(tls.info))
                     tls.close()
                     sock.sendall(tls.data_to_send())
@@ -75,9 +76,6 @@ class Pump:
                 sock.sendall(tls.data_to_send())
         except OSError:
             pass
-        finally:
-            if tls.info is not None:
-                self.infos.append(tls.info)
 
     @staticmethod
     def answer(info: TLSInfo) -> bytes:
