@@ -522,3 +522,16 @@ def test_keylog_only_when_asked(test_pki: PKIFiles) -> None:
 
 def _subjects(certs: Iterable[x509.Certificate]) -> list[str]:
     return [c.subject.rfc4514_string() for c in certs]
+
+
+def test_client_renegotiation_is_refused(test_pki: PKIFiles) -> None:
+    server, client = connect(
+        test_pki, server_context(test_pki), client_context(test_pki, version=TLS12)
+    )
+    assert client.renegotiate()
+    with pytest.raises(SSL.WantReadError):
+        client.do_handshake()
+    assert server.receive_data(client_output(client)) == b""  # a warning, not a failure
+    client.bio_write(server.data_to_send())
+    with pytest.raises(SSL.Error, match="no renegotiation"):
+        client.do_handshake()

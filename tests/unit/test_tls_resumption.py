@@ -6,6 +6,8 @@ engine verifies the stored certificate again, against the trust of the moment.
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from test_tls_engine import (
     TLS12,
@@ -158,3 +160,19 @@ def test_no_certificate_stays_absent_on_resumption(test_pki: PKIFiles) -> None:
     second, _ = connect(test_pki, context, client_ctx, client.get_session())
     assert second.info is not None and second.info.resumed
     assert verdict(second) == verdict(first) == (False, False, None, None, None)
+
+
+@EACH_KIND
+def test_a_connection_dropped_without_close_notify_stays_resumable(
+    test_pki: PKIFiles, kind: str
+) -> None:
+    # Most clients close TCP without close_notify; OpenSSL would then forget the session
+    # (SSL_free before a shutdown marks it not resumable). The engine keeps it.
+    context = server_context(test_pki)
+    client_ctx = client_context(test_pki, test_pki.identities["poupou"], **KINDS[kind])  # type: ignore[arg-type]
+    first, client = connect(test_pki, context, client_ctx)
+    first.receive_data(b"")  # TCP closed, no close_notify
+    del first
+    gc.collect()
+    second, _ = connect(test_pki, context, client_ctx, client.get_session())
+    assert second.info is not None and second.info.resumed

@@ -29,6 +29,7 @@ from mutls.tls.verify import VerifyFailure
 READ_SIZE = 16384
 _SSL_ERROR_WANT_READ = int(_lib.SSL_ERROR_WANT_READ)
 _SSL_ERROR_ZERO_RETURN = int(_lib.SSL_ERROR_ZERO_RETURN)
+_SHUTDOWN_DONE = int(_lib.SSL_SENT_SHUTDOWN | _lib.SSL_RECEIVED_SHUTDOWN)
 _alloc = _ffi.new_allocator(should_clear_after_alloc=False)
 
 #: what a plain-HTTP request starts with (RFC 9110 methods, and the HTTP/2 preface).
@@ -82,6 +83,10 @@ class TLSConnection:
         ssl.set_app_data(weakref.ref(self))
         self._ssl = ssl
         self._ptr = ssl._ssl
+        # OpenSSL drops the session of an SSL freed without a close_notify sent, so a client
+        # that just closes TCP (most do) could never resume; RFC 5246 7.2.1 no longer asks
+        # for that. Mark the shutdown done when this object goes away, before SSL_free.
+        weakref.finalize(self, _lib.SSL_set_shutdown, self._ptr, _SHUTDOWN_DONE)
         self._rbio = ssl._into_ssl
         self._wbio = ssl._from_ssl
         self._sniffing: bytes | None = b""
