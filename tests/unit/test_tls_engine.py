@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from OpenSSL import SSL, crypto
 
 from mutls import pki
-from mutls.errors import UsageError
+from mutls.errors import PKIError, UsageError
 from mutls.pki.trust import TrustMaterial
 from mutls.tls import (
     ClientCertMode,
@@ -535,3 +537,68 @@ def test_client_renegotiation_is_refused(test_pki: PKIFiles) -> None:
     client.bio_write(server.data_to_send())
     with pytest.raises(SSL.Error, match="no renegotiation"):
         client.do_handshake()
+
+
+@pytest.mark.parametrize("key", ["rsa", "ed25519"])
+@VERSIONS
+def test_other_server_and_client_key_types(test_pki: PKIFiles, key: str, version: int) -> None:
+    spec = pki.KeySpec.parse(key)
+    identity = test_pki.ca.issue_server("localhost", key=spec)
+    client_identity = test_pki.ca.issue_client("CN=rsa-client", key=spec)
+    config = ServerTLSConfig(identity, ClientCertMode.REQUIRE, full_trust(test_pki))
+    server, _ = connect(
+        test_pki, ServerContext(config), client_context(test_pki, client_identity, version=version)
+    )
+    assert verdict_of(server) == (True, True, None)
+
+
+def test_a_key_that_is_not_the_certificates_is_refused(test_pki: PKIFiles) -> None:
+    server = test_pki.identities["server"]
+    wrong = pki.Identity(server.certificate, test_pki.identities["poupou"].key)
+    with pytest.raises(PKIError, match="private key does not match"):
+        ServerContext(ServerTLSConfig(wrong))
+
+
+def test_a_handshake_fed_one_byte_at_a_time(test_pki: PKIFiles) -> None:
+    # Sniffing for plain HTTP must not disturb a ClientHello that arrives in pieces.
+    server = TLSConnection(server_context(test_pki))
+    client = new_client(client_context(test_pki, test_pki.identities["poupou"]))
+    for _ in range(10):
+        try:
+            client.do_handshake()
+        except SSL.WantReadError:
+            pass
+        for byte in client_output(client):
+            server.receive_data(bytes([byte]))
+        back = server.data_to_send()
+        if not back:
+            break
+        client.bio_write(back)
+    assert server.handshake_complete
+    assert verdict_of(server) == (True, True, None)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(chunks=st.lists(st.binary(min_size=1, max_size=64), min_size=1, max_size=4))
+def test_arbitrary_bytes_fail_only_with_tls_errors(test_pki: PKIFiles, chunks: list[bytes]) -> None:
+    context = _fuzz_context(test_pki)
+    server = TLSConnection(context)
+    try:
+        for chunk in chunks:
+            assert server.receive_data(chunk) == b""
+    except TLSError:
+        pass
+    assert isinstance(server.data_to_send(), bytes)
+    assert not server.handshake_complete
+
+
+_FUZZ_CONTEXTS: dict[int, ServerContext] = {}
+
+
+def _fuzz_context(test_pki: PKIFiles) -> ServerContext:
+    key = id(test_pki)
+    if key not in _FUZZ_CONTEXTS:
+        _FUZZ_CONTEXTS[key] = server_context(test_pki)
+    return _FUZZ_CONTEXTS[key]

@@ -106,17 +106,17 @@ class ServerContext:
 
     @staticmethod
     def _set_identity(context: SSL.Context, identity: Identity) -> None:
-        context.use_certificate(identity.certificate)
-        context.use_privatekey(identity.key)
-        for cert in identity.chain:
-            if cert.subject != cert.issuer:  # clients have the root already; don't send it
-                context.add_extra_chain_cert(cert)
         try:
+            context.use_certificate(identity.certificate)
+            context.use_privatekey(identity.key)
             context.check_privatekey()
         except SSL.Error:
             raise PKIError(
                 f"server certificate {identity.subject}: the private key does not match it"
             ) from None
+        for cert in identity.chain:
+            if cert.subject != cert.issuer:  # clients have the root already; don't send it
+                context.add_extra_chain_cert(cert)
 
     def _set_ciphers(self, context: SSL.Context) -> None:
         ciphers = self.config.ciphers or DEFAULT_TLS12_CIPHERS
