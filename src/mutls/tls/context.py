@@ -13,10 +13,11 @@ import os
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL, crypto
+from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _lib
 
 from mutls.errors import PKIError, UsageError
@@ -101,7 +102,9 @@ class ServerContext:
         self._set_client_verification(context)
         if config.keylog_path is not None:
             self._set_keylog(context, config.keylog_path)
-        context.set_info_callback(_on_info)
+        # A raw cffi callback, not pyOpenSSL's wrapper: it runs ~20 times per handshake and
+        # only alerts matter, so the common case must cost no more than a bit test.
+        _lib.SSL_CTX_set_info_callback(context._context, _INFO_CALLBACK)
         return context
 
     @staticmethod
@@ -275,13 +278,17 @@ _SSL_CB_READ_ALERT = int(_lib.SSL_CB_READ_ALERT)
 _SSL_CB_WRITE_ALERT = int(_lib.SSL_CB_WRITE_ALERT)
 
 
-def _on_info(connection: SSL.Connection, where: int, value: int) -> None:
+def _on_info(ssl: Any, where: int, value: int) -> None:
     """Note the alerts sent and received: the exact reason of a failed handshake."""
     if where & _SSL_CB_ALERT:
-        owner = _owner(connection)
+        connection = SSL.Connection._reverse_mapping.get(ssl)
+        owner = _owner(connection) if connection is not None else None
         if owner is None:
             return
         if where & _SSL_CB_WRITE_ALERT == _SSL_CB_WRITE_ALERT:
             owner._sent_alert = value & 0xFF
         elif where & _SSL_CB_READ_ALERT == _SSL_CB_READ_ALERT:
             owner._received_alert = value & 0xFF
+
+
+_INFO_CALLBACK = _ffi.callback("void (*)(const SSL *, int, int)", _on_info)
