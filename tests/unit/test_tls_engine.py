@@ -602,3 +602,9 @@ def _fuzz_context(test_pki: PKIFiles) -> ServerContext:
     if key not in _FUZZ_CONTEXTS:
         _FUZZ_CONTEXTS[key] = server_context(test_pki)
     return _FUZZ_CONTEXTS[key]
+
+
+def test_ciphers_that_cannot_suit_the_key_are_a_warning(test_pki: PKIFiles) -> None:
+    context = server_context(test_pki, ciphers="ECDHE-RSA-AES128-GCM-SHA256")  # ECDSA key
+    assert any("TLS 1.2 clients will fail" in w for w in context.warnings)
+    assert not any("TLS 1.2" in w for w in server_context(test_pki).warnings)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from OpenSSL import SSL, crypto
 from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _lib
@@ -23,6 +24,7 @@ from OpenSSL._util import lib as _lib
 from mutls.errors import PKIError, UsageError
 from mutls.pki.certs import fingerprint
 from mutls.pki.identity import Identity
+from mutls.pki.keys import describe_key
 from mutls.pki.trust import TrustMaterial
 from mutls.tls.ciphers import DEFAULT_TLS12_CIPHERS
 from mutls.tls.options import ClientCertMode, VerifyPolicy
@@ -179,6 +181,12 @@ class ServerContext:
 
     def _collect_warnings(self) -> None:
         config = self.config
+        if not self._tls12_usable():
+            self.warnings.append(
+                f"--ciphers {config.ciphers!r}: no TLS 1.2 cipher in it suits the server's "
+                f"{describe_key(config.identity.key)} key; "
+                "TLS 1.2 clients will fail with handshake_failure"
+            )
         if config.client_cert_mode is not ClientCertMode.NONE and not self.verifier.has_anchors:
             self.warnings.append(
                 "no trust anchor for client certificates (--client-ca FILE or the Trust store): "
@@ -194,6 +202,15 @@ class ServerContext:
                 f"TLS secrets are written to {config.keylog_path} (--keylog): "
                 "anyone who reads it can decrypt this server's traffic"
             )
+
+    def _tls12_usable(self) -> bool:
+        """Whether some enabled TLS 1.2 cipher can sign with the server's key type."""
+        # A throwaway Connection lists the effective ciphers; no setter runs after this.
+        names = SSL.Connection(self.ssl_context, None).get_cipher_list()
+        tls12 = [n for n in names if not n.startswith("TLS_")]
+        if isinstance(self.config.identity.key, rsa.RSAPrivateKey):
+            return any("ECDSA" not in n for n in tls12)
+        return any("ECDSA" in n for n in tls12)  # EC, Ed25519 and Ed448 use the ECDSA suites
 
     # -- use ---------------------------------------------------------------------------------
 
