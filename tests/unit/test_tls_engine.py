@@ -608,3 +608,19 @@ def test_ciphers_that_cannot_suit_the_key_are_a_warning(test_pki: PKIFiles) -> N
     context = server_context(test_pki, ciphers="ECDHE-RSA-AES128-GCM-SHA256")  # ECDSA key
     assert any("TLS 1.2 clients will fail" in w for w in context.warnings)
     assert not any("TLS 1.2" in w for w in server_context(test_pki).warnings)
+
+
+def test_a_stale_openssl_error_does_not_break_a_connection(test_pki: PKIFiles) -> None:
+    # Another library on the thread may leave an entry in OpenSSL's error queue.
+    from OpenSSL._util import lib
+
+    server, client = connect(test_pki, server_context(test_pki), client_context(test_pki))
+    client.send(b"ping")
+    wire = client_output(client)
+    lib.BIO_new_file(b"/nonexistent/mutls", b"r")  # fails, and leaves its error queued
+    assert lib.ERR_peek_error() != 0
+    assert server.receive_data(wire[:3]) == b""  # a partial record: "want more", no failure
+    assert server.receive_data(wire[3:]) == b"ping"
+    lib.BIO_new_file(b"/nonexistent/mutls", b"r")
+    server.send(b"pong")
+    assert flush(server, client) == b"pong"

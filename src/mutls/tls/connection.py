@@ -119,6 +119,9 @@ class TLSConnection:
             data = sniffed
         if _lib.BIO_write(self._rbio, data, len(data)) != len(data):
             raise self._fail_with(TLSError("the memory BIO refused the data"))
+        # SSL_get_error reads the thread's error queue first: a stale entry left by anything
+        # else on this thread would turn "want more data" into a failure (nginx clears too).
+        _lib.ERR_clear_error()
         if not self.handshake_complete and not self._handshake():
             return b""
         return self._read()
@@ -187,6 +190,7 @@ class TLSConnection:
         if not self.handshake_complete or self._failed is not None:
             raise TLSError("cannot send: the TLS handshake is not complete")
         total = len(data)
+        _lib.ERR_clear_error()
         result = _lib.SSL_write(self._ptr, data, total)
         if result == total:  # the usual case: one call, no copy
             return
