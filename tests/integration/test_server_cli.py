@@ -327,3 +327,36 @@ def test_workers_share_the_port_and_are_restarted(test_pki: PKIFiles, tmp_path: 
         assert supervisor.wait(20) == 0
     log = (tmp_path / "w.log").read_text()
     assert "2 worker processes" in log and "starting another" in log
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sighup_rereads_the_stores(
+    sandbox_home: Path, test_pki: PKIFiles, tmp_path: Path, workers: str
+) -> None:
+    assert run_mutls("certmgr", "-add", "-c", "Trust", test_pki.ca_cert).returncode == 0
+    port = free_port()
+    args = ["serve", "--p12", str(test_pki.p12("server")), "--pkpwd", PASSWORD]
+    args += ["--client-cert", "optional", "--verify", "report", "--port", str(port)]
+    args += ["--workers", workers]
+    log = tmp_path / "hup.log"
+    url = f"https://localhost:{port}/"
+    with mutls_server(args, tmp_path, log) as process:
+        before = curl(url, *client(test_pki, "disallowed"))
+        assert "Hello CN=banned, your certificate is valid" in before.stdout
+        pki.write_certificate(
+            tmp_path / "banned.pem", test_pki.identities["disallowed"].certificate
+        )
+        assert (
+            run_mutls("certmgr", "-add", "-c", "Disallowed", tmp_path / "banned.pem").returncode
+            == 0
+        )
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while log.read_text().count("trust reloaded") < int(workers):
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        for _ in range(int(workers) * 2):  # whichever worker answers
+            after = curl(url, *client(test_pki, "disallowed"))
+            assert "Hello CN=banned, your certificate is NOT valid" in after.stdout
+            assert "certificate is in the Disallowed store" in after.stdout
+        assert process.poll() is None

@@ -192,11 +192,41 @@ class Server:
         await state.app.shutdown()
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT stop gracefully."""
+        """SIGTERM and SIGINT stop gracefully; SIGHUP re-reads the trust for client
+        certificates."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload_trust)
+
+    def reload_trust(self) -> bool:
+        """Re-read the trust (stores, ``--client-ca`` files, CRLs) for the next handshakes.
+
+        A certificate added to ``Disallowed`` or a new CRL then applies without a restart, to
+        new and resumed sessions alike. On an error the old trust stays (and it is logged).
+        """
+        state = self.state
+        config = self.config
+        if state is None or state.tls_context is None or config.trust is not None:
+            return False
+        if config.client_cert is ClientCertMode.NONE:
+            return False
+        try:
+            trust = config.trust_material()
+        except MutlsError as exc:
+            log.error("SIGHUP: trust not reloaded, the old one stays: %s", exc)
+            return False
+        state.tls_context.update_trust(trust)
+        log.warning(
+            "SIGHUP: trust reloaded (%d anchors, %d intermediates, %d disallowed, %d CRLs)",
+            len(trust.anchors),
+            len(trust.intermediates),
+            len(trust.disallowed),
+            len(trust.crls),
+        )
+        return True
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

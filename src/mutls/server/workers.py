@@ -52,6 +52,11 @@ def run_workers(config: ServerConfig) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    def on_hangup(signum: int, _frame: FrameType | None) -> None:
+        for pid in list(workers):  # each worker re-reads the trust itself
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+
     def spawn() -> None:
         pid = os.fork()
         if pid == 0:  # the worker
@@ -59,6 +64,8 @@ def run_workers(config: ServerConfig) -> int:
             try:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
+                # SIGHUP's default would kill a worker not yet serving; its loop takes it over.
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
                 loop = new_event_loop()
                 server = Server(config, sockets)
 
@@ -78,6 +85,7 @@ def run_workers(config: ServerConfig) -> int:
 
     workers: dict[int, float] = {}
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     quick_deaths = 0
     try:
         for _ in range(config.workers):
