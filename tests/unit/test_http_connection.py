@@ -105,7 +105,7 @@ def test_http_10_is_not_kept_alive_unless_asked() -> None:
     assert isinstance(req, Request) and not req.keep_alive
     (req, _) = feed(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
     assert isinstance(req, Request) and req.keep_alive
-    (req, _) = feed(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    (req, _) = feed(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
     assert isinstance(req, Request) and not req.keep_alive
 
 
@@ -129,6 +129,9 @@ def error_of(evs: list[Event]) -> ProtocolError:
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 30\r\n\r\nabc",
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 3\r\n\r\nabc",
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
+        # HTTP/1.1 needs exactly one Host (RFC 9112 3.2)
+        b"GET / HTTP/1.1\r\nX: y\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
         # obs-fold (RFC 9112 5.2 lets a server reject it with 400)
         b"GET / HTTP/1.1\r\nHost: h\r\nX-Folded: one\r\n two\r\n\r\n",
         # whitespace before the colon, a bare LF inside a value, garbage

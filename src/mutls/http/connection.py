@@ -66,6 +66,7 @@ class HTTPConnection:
         self._content_length: int | None = None
         self._chunked = False
         self._expect_continue = False
+        self._has_host = False
         self._failed = False
         self._upgraded = False
         #: True once the peer sent EOF.
@@ -139,6 +140,7 @@ class HTTPConnection:
         self._content_length = None
         self._chunked = False
         self._expect_continue = False
+        self._has_host = False
 
     def on_url(self, url: bytes) -> None:
         """A piece of the request target (llhttp may split it across reads)."""
@@ -161,6 +163,10 @@ class HTTPConnection:
             self._content_length = int(value)  # llhttp has checked the digits
         elif lname == b"transfer-encoding":
             self._chunked = True
+        elif lname == b"host":
+            if self._has_host:
+                raise _Refused(400, "malformed request: more than one Host header")
+            self._has_host = True
         elif lname == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
         self._headers.append((name, value))
@@ -176,6 +182,8 @@ class HTTPConnection:
         version = self._parser.get_http_version()
         if not version.startswith("1."):
             raise _Refused(505, "HTTP version not supported")
+        if version == "1.1" and not self._has_host:
+            raise _Refused(400, "malformed request: HTTP/1.1 without a Host header")
         target = self._url
         raw_path, _, query = target.partition(b"?")
         if raw_path.startswith((b"http://", b"https://")):
