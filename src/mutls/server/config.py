@@ -101,6 +101,11 @@ class ServerConfig:
                 )
         if self.reject_at_handshake and self.client_cert is not ClientCertMode.REQUIRE:
             raise UsageError("--reject-at-handshake needs --client-cert require")
+        if self.root is not None and self.app is not None:
+            raise UsageError(
+                "--root and APP contradict each other: static files are served with the "
+                "built-in test page only (serve them from your app)"
+            )
         if self.root is not None and not Path(self.root).is_dir():
             raise UsageError(f"--root {self.root}: not a directory")
         if not Path(self.app_dir).is_dir():

@@ -351,23 +351,30 @@ class Channel:
         self.conn = conn
         self.writer = writer
         self.sent = 0
+        # The head waits for the first body bytes: one write (one TLS record) instead of two.
+        self._head = b""
 
     async def start(self, status: int, headers: Headers) -> None:
-        """Send the status line and headers."""
+        """Send the status line and headers (with the first piece of body)."""
         if self.conn.state.stopping or self.conn._closing:
             self.writer.keep_alive = False  # tell the client this connection ends here
-        self.conn._write(self.writer.head(status, headers))
+        self._head = self.writer.head(status, headers)
 
     async def send(self, data: bytes) -> None:
         """Send a piece of body; waits while the client is slow."""
         out = self.writer.body(data)
         self.sent += len(data)
+        if self._head:
+            out, self._head = self._head + out, b""
         self.conn._write(out)
         await self.conn.drain()
 
     async def finish(self) -> None:
         """End the response."""
-        self.conn._write(self.writer.end())
+        out = self.writer.end()
+        if self._head:
+            out, self._head = self._head + out, b""
+        self.conn._write(out)
 
     def abort(self) -> None:
         """Drop the connection at once."""
