@@ -64,7 +64,10 @@ def parse(raw: bytes) -> Request:
     return event
 
 
-GET = b"GET /a%20b?x=1 HTTP/1.1\r\nHost: example.org\r\nX-Twice: 1\r\nX-Twice: 2\r\n\r\n"
+GET = (
+    b"GET /a%20b?x=1 HTTP/1.1\r\nHost: example.org\r\nX-Twice: 1\r\nX-Twice: 2\r\n"
+    b"Cookie: a=1\r\nCookie: b=2\r\n\r\n"
+)
 
 
 def tls_facts(
@@ -122,6 +125,7 @@ def test_wsgi_environ_has_mod_ssl_names(test_pki: PKIFiles) -> None:
     assert env["PATH_INFO"] == "/a b" and env["QUERY_STRING"] == "x=1"
     assert env["HTTP_HOST"] == "example.org"
     assert env["HTTP_X_TWICE"] == "1,2"
+    assert env["HTTP_COOKIE"] == "a=1; b=2"
     assert env["SSL_PROTOCOL"] == "TLSv1.3"
     assert env["SSL_CIPHER"] == "TLS_AES_256_GCM_SHA384"
     assert env["SSL_CLIENT_VERIFY"] == "SUCCESS"

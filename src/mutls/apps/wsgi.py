@@ -62,7 +62,9 @@ def wsgi_environ(request: Request, body: bytes, facts: ConnectionFacts) -> dict[
         if key == "CONTENT_LENGTH" or key == "TRANSFER_ENCODING":
             continue
         key = "HTTP_" + key
-        env[key] = f"{env[key]},{text}" if key in env else text
+        if key in env:  # repeated fields join with a comma, cookies with "; " (RFC 6265)
+            text = f"{env[key]}{'; ' if key == 'HTTP_COOKIE' else ','}{text}"
+        env[key] = text
     return env
 
 
