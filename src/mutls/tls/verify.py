@@ -18,6 +18,15 @@ Rules beyond OpenSSL's own:
   CRL in the trust material is not checked ("unable to get certificate CRL" is not an error), so
   a CRL for one CA does not break clients of another; to withdraw an intermediate CA, put it in
   Disallowed.
+- Weak keys and weak signatures are refused in both paths, whatever the security level:
+  OpenSSL checks them in the handshake (security level 2) but ``X509StoreContext`` has no
+  security level, so without this rule a resumed RSA-1024 or SHA-1 certificate would turn
+  valid. An RSA (or DSA) key under 2048 bits or an EC key under 224 bits is "EE certificate
+  key too weak" for the leaf and "CA certificate key too weak" above it; an MD5 or SHA-1
+  signature, except a self-signed root's own, is "CA signature digest algorithm too weak"
+  (OpenSSL's codes 66-68).
+- A CA certificate (basicConstraints CA:TRUE) is never a client certificate: "unsuitable
+  certificate purpose" (OpenSSL accepts one whose keyUsage allows digitalSignature).
 - A self-signed root the client sends along is ignored: a client cannot bring its own trust
   anchor, and whether it sent its root or not, an unknown issuer reads "unable to get local
   issuer certificate" (OpenSSL would say "self-signed certificate in certificate chain" when it
@@ -30,17 +39,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from OpenSSL import crypto
 from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _lib
 
-from mutls.pki.certs import fingerprint
+from mutls.pki.certs import fingerprint, is_ca_certificate
+from mutls.pki.keys import MIN_RSA_BITS
 from mutls.pki.trust import TrustMaterial
 from mutls.tls.client_certificate import ClientCertificate
 
 X509_V_ERR_UNABLE_TO_GET_CRL = 3
 X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN = 19
 X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY = 20
+X509_V_ERR_INVALID_PURPOSE = 26
+X509_V_ERR_EE_KEY_TOO_SMALL = 66
+X509_V_ERR_CA_KEY_TOO_SMALL = 67
+X509_V_ERR_CA_MD_TOO_WEAK = 68
+#: the smallest EC key OpenSSL's security level 2 accepts (112-bit security).
+MIN_EC_BITS = 224
+_WEAK_HASHES = {"sha1", "md5"}
 #: the code reported with :data:`DISALLOWED` (OpenSSL's "certificate rejected").
 X509_V_ERR_CERT_REJECTED = 28
 DISALLOWED = "certificate is in the Disallowed store"
@@ -147,11 +165,18 @@ class ClientVerifier:
         if not chain:
             return ClientCertificate.absent()
         banned = self._disallowed_in(chain)
+        weak = self._weakness_in(chain) if banned is None else None
         if banned is not None:
             failure = banned
             text = DISALLOWED
+        elif weak is not None:
+            failure = weak
+            text = verify_error_text(failure.code)
         elif failure is not None:
             failure = _normalise(failure, chain)
+            text = verify_error_text(failure.code)
+        elif is_ca_certificate(chain[0]):
+            failure = VerifyFailure(X509_V_ERR_INVALID_PURPOSE, 0, chain[0])
             text = verify_error_text(failure.code)
         if failure is None:
             return ClientCertificate(present=True, valid=True, chain=tuple(chain), resumed=resumed)
@@ -175,6 +200,19 @@ class ClientVerifier:
                 return VerifyFailure(X509_V_ERR_CERT_REJECTED, depth, cert)
         return None
 
+    def _weakness_in(self, chain: Sequence[x509.Certificate]) -> VerifyFailure | None:
+        """The first weak key or weak signature of the chain (see the module docs)."""
+        path = self._with_issuers(chain)
+        for depth, cert in enumerate(path):
+            if _key_too_small(cert):
+                code = X509_V_ERR_EE_KEY_TOO_SMALL if depth == 0 else X509_V_ERR_CA_KEY_TOO_SMALL
+                return VerifyFailure(code, depth, cert)
+            top_root = depth == len(path) - 1 and cert.subject == cert.issuer
+            algorithm = cert.signature_hash_algorithm
+            if not top_root and algorithm is not None and algorithm.name in _WEAK_HASHES:
+                return VerifyFailure(X509_V_ERR_CA_MD_TOO_WEAK, depth, cert)
+        return None
+
     def _with_issuers(self, chain: Sequence[x509.Certificate]) -> list[x509.Certificate]:
         """``chain`` (without self-signed extras) continued upwards with our anchors and CAs."""
         path = [chain[0]] + [c for c in chain[1:] if c.subject != c.issuer]
@@ -191,6 +229,16 @@ class ClientVerifier:
             path.append(parent)
             current = parent
         return path
+
+
+def _key_too_small(cert: x509.Certificate) -> bool:
+    """Whether the certificate's key is under OpenSSL security level 2 (112 bits)."""
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey):
+        return key.key_size < MIN_RSA_BITS
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key.curve.key_size < MIN_EC_BITS
+    return False
 
 
 def _normalise(failure: VerifyFailure, chain: Sequence[x509.Certificate]) -> VerifyFailure:

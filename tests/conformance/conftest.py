@@ -1,0 +1,26 @@
+"""Fixtures of the conformance tests: the extra never-valid certificates (new files only)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+# The byte-level driver of tests/unit/test_tls_engine.py (connect, client_context, ...) is reused.
+sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
+
+from weak_pki import WeakPKI, make_weak_pki
+
+from helpers import PASSWORD, PKIFiles
+
+
+@pytest.fixture(scope="session")
+def weak_pki(test_pki: PKIFiles) -> WeakPKI:
+    """:data:`weak_pki.WEAK_CASES`, written as PEM/key/P12 beside ``test_pki``'s files."""
+    weak = make_weak_pki(test_pki)
+    for name, identity in weak.identities.items():
+        identity.write_pem(test_pki.cert(name), test_pki.key(name), overwrite=True)
+        identity.write_p12(test_pki.p12(name), PASSWORD, overwrite=True)
+    return weak
