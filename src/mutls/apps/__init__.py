@@ -32,6 +32,7 @@ def build_app(
     app_dir: str | os.PathLike[str] = ".",
     root: str | os.PathLike[str] | None = None,
     threads: int = 16,
+    thread_queue: int | None = None,
 ) -> HTTPApp:
     """The app to serve: ``module:attribute`` or the app itself (WSGI or ASGI, detected; an
     :class:`HTTPApp` as it is), or the test page when ``spec`` is ``None``."""
@@ -42,4 +43,4 @@ def build_app(
     app: Any = import_app(spec, app_dir) if isinstance(spec, str) else spec
     if app_kind(app) == "asgi":
         return ASGIAdapter(app)
-    return WSGIAdapter(app, threads=threads)
+    return WSGIAdapter(app, threads=threads, thread_queue=thread_queue)

@@ -113,7 +113,7 @@ class ASGIAdapter:
             exchange.failed = True
         if exchange.finished:
             return
-        if exchange.status or exchange.head_sent:
+        if exchange.head_sent:
             channel.abort()  # a response half sent cannot be completed honestly
         elif not channel.disconnected:
             if not exchange.failed:
@@ -155,12 +155,14 @@ class _Exchange:
             raise RuntimeError("http.response.body before http.response.start")
         if self.finished:
             raise RuntimeError("http.response.body after the response ended")
+        data = message.get("body", b"")
+        if not isinstance(data, bytes | bytearray | memoryview):  # before the head: 500 possible
+            raise TypeError(f"http.response.body: body must be bytes, not {type(data).__name__}")
         if self.channel.disconnected:
             return
         if not self.head_sent:
-            self.head_sent = True
             await self.channel.start(self.status, self.headers)
-        data = message.get("body", b"")
+            self.head_sent = True  # only now: a head the channel refused still allows a 500
         if data:
             await self.channel.send(bytes(data))
         if not message.get("more_body", False):

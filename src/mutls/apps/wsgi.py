@@ -11,16 +11,20 @@ import asyncio
 import io
 import logging
 import sys
+import time
 from collections.abc import Callable, Coroutine, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
 from mutls.apps.base import ResponseChannel, send_text
 from mutls.apps.facts import ConnectionFacts
+from mutls.apps.threads import AppThreads
 from mutls.http.events import Headers, Request
 
 log = logging.getLogger("mutls.app")
+
+#: seconds a client refused for lack of a thread is asked to wait (``Retry-After``).
+RETRY_AFTER_S = b"1"
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 StartResponse = Callable[..., Callable[[bytes], None]]
@@ -69,16 +73,22 @@ def wsgi_environ(request: Request, body: bytes, facts: ConnectionFacts) -> dict[
 
 
 class WSGIAdapter:
-    """Serve a WSGI callable; at most ``threads`` requests run the app at once."""
+    """Serve a WSGI callable; at most ``threads`` requests run the app at once and
+    ``thread_queue`` (default: as many) wait for a thread; more are answered 503."""
 
-    def __init__(self, app: WSGIApplication, threads: int = 16) -> None:
+    def __init__(
+        self, app: WSGIApplication, threads: int = 16, thread_queue: int | None = None
+    ) -> None:
         self.app = app
         self.threads = threads
-        self._pool: ThreadPoolExecutor | None = None
+        self.thread_queue = threads if thread_queue is None else thread_queue
+        self._pool: AppThreads | None = None
+        self._busy_answers = 0
+        self._busy_logged = 0.0
 
     async def startup(self) -> None:
         """Create the thread pool."""
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="mutls-wsgi")
+        self._pool = AppThreads(self.threads, self.thread_queue)
 
     async def shutdown(self) -> None:
         """Let running requests finish, then drop the pool."""
@@ -92,10 +102,54 @@ class WSGIAdapter:
         """Run the app in the pool; its output reaches ``channel`` through the loop."""
         if self._pool is None:
             await self.startup()
+        assert self._pool is not None
         loop = asyncio.get_running_loop()
         environ = wsgi_environ(request, body, facts)
         run = _WSGIRun(self.app, environ, channel, loop)
-        await loop.run_in_executor(self._pool, run)
+        submitted = self._pool.submit(run)
+        if submitted is None:
+            await self._busy(channel)
+            return
+        job, future = submitted
+        try:
+            await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            # The server gave up (--app-timeout). A thread cannot be stopped: it runs on,
+            # its output is dropped by the channel, and another thread takes its place.
+            if self._pool.abandon(job):
+                log.error(
+                    "WSGI app %r still running after the app timeout: its thread is abandoned "
+                    "(%d abandoned so far, %d still running)",
+                    self.app,
+                    self._pool.abandoned,
+                    self._pool.stuck,
+                )
+            raise
+
+    async def _busy(self, channel: ResponseChannel) -> None:
+        """Every thread busy and the queue full: 503 at once, rather than a queue that grows
+        until clients give up. Logged at most once a second (an overload is many of them)."""
+        self._busy_answers += 1
+        now = time.monotonic()
+        if now - self._busy_logged >= 1.0:
+            self._busy_logged = now
+            log.warning(
+                "WSGI threads all busy (%d running, %d waiting): answered 503 (%d so far)",
+                self.threads,
+                self.thread_queue,
+                self._busy_answers,
+            )
+        text = b"server busy: try again shortly\n"
+        await channel.start(
+            503,
+            [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(text)).encode("ascii")),
+                (b"retry-after", RETRY_AFTER_S),
+            ],
+        )
+        await channel.send(text)
+        await channel.finish()
 
 
 class _WSGIRun:
@@ -134,12 +188,17 @@ class _WSGIRun:
                 exc_info = None
         elif self.status:
             raise AssertionError("start_response called twice without exc_info")
-        self.status = int(status.split(" ", 1)[0])
+        code = int(status.split(" ", 1)[0])
+        if not 100 <= code <= 999:
+            raise ValueError(f"WSGI status {status!r} is not a three-digit code")
+        self.status = code
         self.headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
         return self.write
 
     def write(self, data: bytes) -> None:
         """PEP 3333's legacy ``write`` callable."""
+        if not isinstance(data, bytes):  # checked before the head goes: a 500 is still possible
+            raise TypeError(f"WSGI body chunks must be bytes, not {type(data).__name__}")
         self._send_head()
         if data:
             self._call(self.channel.send(data))
@@ -148,8 +207,8 @@ class _WSGIRun:
         if not self.head_sent:
             if not self.status:
                 raise AssertionError("the app sent a body before calling start_response")
-            self.head_sent = True
             self._call(self.channel.start(self.status, self.headers))
+            self.head_sent = True  # only now: a head the channel refused still allows a 500
 
     def __call__(self) -> None:
         try:

@@ -6,7 +6,8 @@ re-checks a setting. It builds the TLS context and the app once, before any sock
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import math
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +25,26 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Timeouts:
     """Seconds a client may take: to finish the TLS handshake, to send a request head, to send
-    the next request on a kept-alive connection; and how long a graceful stop waits."""
+    the next request on a kept-alive connection; how long a graceful stop waits; and how long
+    the app may go without producing output (``None``: as long as it likes)."""
 
     handshake: float = 10.0
     header: float = 15.0
     keep_alive: float = 5.0
     graceful: float = 10.0
+    app: float | None = 60.0
+
+
+#: the command-line flag of each setting, so a refused value names what the user typed.
+TIMEOUT_FLAGS = {
+    "handshake": "--timeout-handshake",
+    "header": "--timeout-header",
+    "keep_alive": "--timeout-keep-alive",
+    "graceful": "--timeout-graceful-shutdown",
+    "app": "--app-timeout",
+}
+#: the smallest request head limit that still fits a browser's ordinary request.
+MIN_HEAD_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,7 @@ class ServerConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_connections: int = 1000
     threads: int = 16
+    thread_queue: int | None = None
     workers: int = 1
     pidfile: str | None = None
     verbose: bool = False
@@ -114,8 +130,39 @@ class ServerConfig:
             raise UsageError(f"--workers {self.workers}: must be at least 1")
         if self.threads < 1:
             raise UsageError(f"--threads {self.threads}: must be at least 1")
+        if self.thread_queue is not None and self.thread_queue < 0:
+            raise UsageError(f"--thread-queue {self.thread_queue}: must be 0 or more")
         if self.max_connections < 1:
             raise UsageError(f"--max-connections {self.max_connections}: must be at least 1")
+        self._validate_timeouts()
+        self._validate_limits()
+
+    def _validate_timeouts(self) -> None:
+        for item in fields(self.timeouts):
+            seconds = getattr(self.timeouts, item.name)
+            if seconds is None and item.name == "app":
+                continue
+            if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
+                raise UsageError(
+                    f"{TIMEOUT_FLAGS[item.name]} {seconds}: must be a positive number of seconds"
+                )
+
+    def _validate_limits(self) -> None:
+        limits = self.limits
+        if limits.max_head_bytes < MIN_HEAD_BYTES:
+            raise UsageError(
+                f"--max-header-size {limits.max_head_bytes}: must be at least "
+                f"{MIN_HEAD_BYTES} bytes"
+            )
+        if limits.max_headers < 1:
+            raise UsageError(f"--max-headers {limits.max_headers}: must be at least 1")
+        if limits.max_body_bytes < 0:
+            raise UsageError(f"--max-body-size {limits.max_body_bytes}: must be 0 or more")
+
+    @property
+    def queued_requests(self) -> int:
+        """WSGI requests that may wait for a thread before more are answered 503."""
+        return self.threads if self.thread_queue is None else self.thread_queue
 
     # -- what the config builds --------------------------------------------------------------
 
@@ -161,4 +208,10 @@ class ServerConfig:
         """Import the app (or make the test page)."""
         from mutls.apps import build_app
 
-        return build_app(self.app, app_dir=self.app_dir, root=self.root, threads=self.threads)
+        return build_app(
+            self.app,
+            app_dir=self.app_dir,
+            root=self.root,
+            threads=self.threads,
+            thread_queue=self.queued_requests,
+        )

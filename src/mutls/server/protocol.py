@@ -234,16 +234,31 @@ class ConnectionProtocol(asyncio.Protocol):
     async def _run(self, request: Request, body: bytes, channel: Channel) -> None:
         facts = self.facts
         assert facts is not None
+        channel.watch_app()
         try:
             await self.state.app.handle(request, body, facts, channel)
+        except asyncio.CancelledError:
+            if not channel.overdue:
+                raise
         except Exception:
-            log.exception("serving %s %s failed", request.method, printable(request.path))
-            if not channel.writer.started and not self._lost:
-                await channel.start(500, [(b"content-type", b"text/plain")])
-                await channel.send(b"internal server error\n")
-                await channel.finish()
+            if not channel.overdue:
+                log.exception("serving %s %s failed", request.method, printable(request.path))
+                self._fail(request, channel, 500, "internal server error")
         finally:
+            channel.unwatch_app()
             self._task = None
+        if channel.overdue:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                task.uncancel()  # the cancellation was ours, and it is handled
+            log.error(
+                "%s %s from %s: no output from the app for %g s (--app-timeout): 504",
+                request.method,
+                printable(request.path),
+                _peer(self.client),
+                self.config.timeouts.app,
+            )
+            self._fail(request, channel, 504, "the app did not answer in time")
         writer = channel.writer
         self._log_access(request, writer, channel.sent)
         if self._lost:
@@ -259,6 +274,25 @@ class ConnectionProtocol(asyncio.Protocol):
             "next request" if self._idle else "request head",
         )
         self._pump()
+
+    def _fail(self, request: Request, channel: Channel, status: int, text: str) -> None:
+        """Answer ``status`` in place of the app's response; when part of that response has
+        gone out already, it cannot be completed honestly, so the connection will close."""
+        channel.detached = True  # whatever the app still sends is dropped
+        if channel.committed:
+            channel.writer.keep_alive = False
+            return
+        writer = channel.writer = ResponseWriter(request, keep_alive=channel.keep_alive)
+        body = text.encode("utf-8") + b"\n"
+        head = writer.head(
+            status,
+            [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+            ],
+        )
+        channel.sent = len(body)
+        self._write(head + writer.body(body) + writer.end())
 
     def _log_access(self, request: Request, writer: ResponseWriter, sent: int) -> None:
         if not access_log.isEnabledFor(20):
@@ -350,40 +384,92 @@ class Channel:
     def __init__(self, conn: ConnectionProtocol, writer: ResponseWriter) -> None:
         self.conn = conn
         self.writer = writer
+        self.keep_alive = writer.keep_alive
         self.sent = 0
         # The head waits for the first body bytes: one write (one TLS record) instead of two.
         self._head = b""
+        #: bytes of this response have reached the connection (no error page can replace it).
+        self.committed = False
+        #: the request is over for the app (failed, timed out): its output is dropped.
+        self.detached = False
+        #: the app went --app-timeout seconds without output (then it is cancelled/abandoned).
+        self.overdue = False
+        self._last_output = 0.0
+        self._waiting_for_client = False
+        self._watchdog: asyncio.TimerHandle | None = None
 
     async def start(self, status: int, headers: Headers) -> None:
         """Send the status line and headers (with the first piece of body)."""
+        if self.detached:
+            return
+        if self.writer.started:  # nothing sent yet (else head() refuses): an error page may
+            self.writer = ResponseWriter(self.writer.request, keep_alive=self.keep_alive)
         if self.conn.state.stopping or self.conn._closing:
             self.writer.keep_alive = False  # tell the client this connection ends here
         self._head = self.writer.head(status, headers)
 
     async def send(self, data: bytes) -> None:
         """Send a piece of body; waits while the client is slow."""
+        if self.detached:
+            return
         out = self.writer.body(data)
         self.sent += len(data)
         if self._head:
             out, self._head = self._head + out, b""
+        self.committed = True
         self.conn._write(out)
-        await self.conn.drain()
+        if self.conn._write_paused:
+            self._waiting_for_client = True  # a slow client is not the app's fault
+            await self.conn.drain()
+            self._waiting_for_client = False
+        self._last_output = self.conn.loop.time()
 
     async def finish(self) -> None:
         """End the response."""
+        if self.detached:
+            return
         out = self.writer.end()
         if self._head:
             out, self._head = self._head + out, b""
+        self.committed = True
         self.conn._write(out)
 
     def abort(self) -> None:
         """Drop the connection at once."""
-        self.conn.abort()
+        if not self.detached:  # an abandoned app must not cut the connection that moved on
+            self.conn.abort()
 
     @property
     def disconnected(self) -> bool:
-        """True once the client has gone."""
-        return self.conn._lost
+        """True once the client has gone (or the server stopped listening to the app)."""
+        return self.conn._lost or self.detached
+
+    # -- --app-timeout: a watchdog, not a deadline, so streaming apps and slow clients pass --
+
+    def watch_app(self) -> None:
+        """Start timing the app (no-op without --app-timeout)."""
+        timeout = self.conn.config.timeouts.app
+        if timeout is not None:
+            self._last_output = self.conn.loop.time()
+            self._watchdog = self.conn.loop.call_later(timeout, self._check_app, timeout)
+
+    def unwatch_app(self) -> None:
+        """Stop timing the app."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _check_app(self, timeout: float) -> None:
+        quiet = self.conn.loop.time() - self._last_output
+        if self._waiting_for_client or quiet < timeout:
+            wait = timeout if self._waiting_for_client else timeout - quiet
+            self._watchdog = self.conn.loop.call_later(wait, self._check_app, timeout)
+            return
+        self._watchdog = None
+        self.overdue = self.detached = True
+        task = self.conn._task
+        if task is not None:
+            task.cancel()  # an ASGI app stops here; a WSGI thread is abandoned by its adapter
 
     async def wait_disconnected(self) -> None:
         """Return once the client has gone."""
