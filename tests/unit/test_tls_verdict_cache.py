@@ -1,0 +1,61 @@
+"""The verdict cache of the TLS engine never reuses a verdict beyond what decided it.
+
+A verdict is kept per trust generation (one ``ClientVerifier``); one found by verifying again
+(resumption) lives a few seconds at most, and a trust change starts from nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_tls_engine import TLS13, client_context, connect, full_trust, server_context
+
+from mutls.pki.trust import TrustMaterial
+from mutls.tls import ServerContext, TLSConnection
+from mutls.tls import connection as engine
+
+from helpers import CLIENT_CASES, PKIFiles
+
+
+def resumed(test_pki: PKIFiles, context: ServerContext, name: str) -> TLSConnection:
+    client_ctx = client_context(test_pki, test_pki.identities[name], version=TLS13)
+    _, client = connect(test_pki, context, client_ctx)
+    server, _ = connect(test_pki, context, client_ctx, client.get_session())
+    assert server.info is not None and server.info.resumed
+    return server
+
+
+def test_each_certificate_keeps_its_own_verdict(test_pki: PKIFiles) -> None:
+    context = server_context(test_pki)
+    for _ in range(2):  # the second round is answered from the cache
+        for name, expected in CLIENT_CASES.items():
+            server = resumed(test_pki, context, name)
+            assert server.info is not None
+            cert = server.info.client_certificate
+            assert (cert.valid, cert.error) == (expected is None, expected), name
+            assert cert.certificate == test_pki.identities[name].certificate
+
+
+def test_a_rechecked_verdict_expires(test_pki: PKIFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    context = server_context(test_pki)
+    first = resumed(test_pki, context, "poupou")
+    again = resumed(test_pki, context, "poupou")
+    assert first.info is not None and again.info is not None
+    assert again.info.client_certificate is first.info.client_certificate  # reused
+    later = engine.time.monotonic() + engine.RECHECK_REUSE_S + 1
+    monkeypatch.setattr(engine.time, "monotonic", lambda: later)
+    fresh = resumed(test_pki, context, "poupou")
+    assert fresh.info is not None
+    assert fresh.info.client_certificate is not first.info.client_certificate
+
+
+def test_a_trust_change_is_not_answered_from_the_cache(test_pki: PKIFiles) -> None:
+    context = server_context(test_pki)
+    assert resumed(test_pki, context, "poupou").info.client_certificate.valid  # type: ignore[union-attr]
+    trust = full_trust(test_pki)
+    poupou = test_pki.identities["poupou"].certificate
+    context.update_trust(
+        TrustMaterial(trust.anchors, trust.intermediates, (*trust.disallowed, poupou), trust.crls)
+    )
+    server = resumed(test_pki, context, "poupou")
+    assert server.info is not None
+    assert server.info.client_certificate.error == "certificate is in the Disallowed store"
