@@ -1,15 +1,16 @@
 """What a connection tells every request on it, rendered once per connection.
 
 The TLS engine settles the :class:`~mutls.tls.ClientCertificate` once per connection; this module
-renders it, once, into the WSGI environ variables (mod_ssl's names) and the ASGI ``extensions``
-(the ASGI TLS extension 0.2, plus ``mutls``). Each request then copies a ready dict instead of
-formatting certificates again.
+renders it, once per connection and only for the kind of app that runs, into the WSGI environ
+variables (mod_ssl's names) or the ASGI ``extensions`` (the ASGI TLS extension 0.2, plus
+``mutls``). Each request then copies a ready dict instead of formatting certificates again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from mutls.apps.certificate import ENVIRON_KEY
@@ -25,14 +26,14 @@ class ConnectionFacts:
 
     ``refusal`` is the policy's answer for this connection (``None``: the app may run; else the
     text of the 403), decided once because the certificate cannot change on a connection.
+    ``wsgi_environ`` and ``asgi_extensions`` are rendered on first use, once per connection
+    (a server runs one kind of app, and a refused connection needs neither).
     """
 
     client: Address | None
     server: Address | None
     tls: TLSInfo | None = None
     refusal: str | None = None
-    wsgi_environ: dict[str, Any] = field(default_factory=dict)
-    asgi_extensions: dict[str, Any] = field(default_factory=dict)
 
     @property
     def scheme(self) -> str:
@@ -44,6 +45,23 @@ class ConnectionFacts:
         """The verdict on the client's certificate (``None`` on plain HTTP)."""
         return self.tls.client_certificate if self.tls is not None else None
 
+    @cached_property
+    def wsgi_environ(self) -> dict[str, Any]:
+        """The connection's WSGI variables (``wsgi.url_scheme``, ``HTTPS``, mod_ssl's)."""
+        if self.tls is None:
+            return {"wsgi.url_scheme": "http"}
+        return wsgi_tls_environ(self.tls)
+
+    @cached_property
+    def asgi_extensions(self) -> dict[str, Any]:
+        """The connection's ASGI ``extensions``: ``tls`` and ``mutls`` (none on plain HTTP)."""
+        if self.tls is None:
+            return {}
+        return {
+            "tls": asgi_tls_extension(self.tls),
+            "mutls": {"client_certificate": self.tls.client_certificate},
+        }
+
 
 def connection_facts(
     client: Address | None,
@@ -51,20 +69,8 @@ def connection_facts(
     tls: TLSInfo | None = None,
     refusal: str | None = None,
 ) -> ConnectionFacts:
-    """Build the facts of one connection, rendering its TLS part for WSGI and ASGI."""
-    if tls is None:
-        return ConnectionFacts(client, server, wsgi_environ={"wsgi.url_scheme": "http"})
-    return ConnectionFacts(
-        client,
-        server,
-        tls,
-        refusal,
-        wsgi_environ=wsgi_tls_environ(tls),
-        asgi_extensions={
-            "tls": asgi_tls_extension(tls),
-            "mutls": {"client_certificate": tls.client_certificate},
-        },
-    )
+    """The facts of one connection; its TLS part is rendered for WSGI or ASGI when first used."""
+    return ConnectionFacts(client, server, tls, refusal)
 
 
 def mod_ssl_time(when: dt.datetime | None) -> str:
