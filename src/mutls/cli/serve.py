@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 
 from mutls.cli.common import ArgumentParser, password_from
 from mutls.errors import UsageError, WrongPasswordError
+from mutls.http.connection import HTTPLimits
 from mutls.pki.identity import Identity
-from mutls.server.config import ServerConfig
+from mutls.server.config import ServerConfig, Timeouts
 from mutls.tls.options import ClientCertMode, VerifyPolicy
 
 HELP = "serve a WSGI/ASGI app (or the test page) over HTTPS with client certificates"
@@ -103,10 +106,111 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
     tls.add_argument(
         "--keylog", metavar="FILE", help="write TLS secrets to FILE (debugging only: INSECURE)"
     )
+    add_limit_options(parser)
     run = parser.add_argument_group("running")
     run.add_argument("--nonstop", action="store_true", help="do not stop when Return is pressed")
     run.add_argument("--verbose", action="store_true", help="log every request")
     run.add_argument("--pidfile", metavar="FILE", help="write the process id to FILE")
+
+
+#: Timeouts' fields: flag (uvicorn's names where it has the setting) and help ({} = default).
+TIMEOUT_OPTIONS = {
+    "handshake": ("--timeout-handshake", "seconds to finish the TLS handshake (default {:g})"),
+    "header": (
+        "--timeout-header",
+        "seconds to send a request head, then 408; also between parts of a body (default {:g})",
+    ),
+    "keep_alive": (
+        "--timeout-keep-alive",
+        "seconds an idle kept-alive connection stays open (default {:g})",
+    ),
+    "graceful": (
+        "--timeout-graceful-shutdown",
+        "seconds requests in flight may take after SIGTERM (default {:g})",
+    ),
+}
+#: HTTPLimits' fields: flag, metavar, help.
+LIMIT_OPTIONS = {
+    "max_head_bytes": (
+        "--max-header-size",
+        "BYTES",
+        "request line + headers larger than this are answered 431 (default {})",
+    ),
+    "max_headers": ("--max-headers", "N", "more header fields are answered 431 (default {})"),
+    "max_body_bytes": (
+        "--max-body-size",
+        "BYTES",
+        "larger request bodies are answered 413; bodies are read whole (default {})",
+    ),
+}
+_SIZE = re.compile(r"(\d+)\s*([kmg]?)(?:i?b)?", re.IGNORECASE)
+_MULTIPLIERS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def size(text: str) -> int:
+    """A byte count: ``65536``, ``64k``, ``16M``, ``1GiB`` (binary multiples)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 65536, 64k, 16M)")
+    return int(match[1]) * _MULTIPLIERS[match[2].lower()]
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """Timeouts and limits, showing ``ServerConfig``'s defaults (it validates the values)."""
+    timeouts, limits = Timeouts(), HTTPLimits()
+    group = parser.add_argument_group("limits and timeouts")
+    for name, (flag, text) in TIMEOUT_OPTIONS.items():
+        default = getattr(timeouts, name)
+        group.add_argument(flag, type=float, metavar="SECONDS", help=text.format(default))
+    group.add_argument(
+        "--app-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds the app may go without output: before its response starts (then 504) "
+        "or between its parts (then the connection is cut); time waiting for a slow client "
+        "does not count; a WSGI thread past it is abandoned "
+        f"(default {timeouts.app:g}; 0: no limit)",
+    )
+    group.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="open connections per process; more are closed at once "
+        f"(default {_default('max_connections')})",
+    )
+    for name, (flag, metavar, text) in LIMIT_OPTIONS.items():
+        group.add_argument(
+            flag,
+            type=size if metavar == "BYTES" else int,
+            metavar=metavar,
+            help=text.format(getattr(limits, name)),
+        )
+
+
+def _default(name: str) -> object:
+    """A ``ServerConfig`` default, for the help (one source for both)."""
+    return ServerConfig.__dataclass_fields__[name].default
+
+
+def limits_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """``ServerConfig`` keywords for the limit and timeout flags that were given."""
+    given = {
+        name: getattr(args, flag[2:].replace("-", "_"))
+        for name, (flag, _help) in TIMEOUT_OPTIONS.items()
+    }
+    timeouts = replace(Timeouts(), **{k: v for k, v in given.items() if v is not None})
+    if args.app_timeout is not None:
+        timeouts = replace(timeouts, app=args.app_timeout if args.app_timeout != 0 else None)
+    sizes = {
+        name: getattr(args, flag[2:].replace("-", "_"))
+        for name, (flag, _metavar, _help) in LIMIT_OPTIONS.items()
+    }
+    limits = replace(HTTPLimits(), **{k: v for k, v in sizes.items() if v is not None})
+    config: dict[str, object] = {"timeouts": timeouts, "limits": limits}
+    for dest in ("max_connections", "threads", "thread_queue"):
+        if getattr(args, dest, None) is not None:
+            config[dest] = getattr(args, dest)
+    return config
 
 
 _HTTPS_HELP = {
@@ -197,10 +301,9 @@ def config_from_args(args: argparse.Namespace, *, app: str | None = None) -> Ser
         app_dir=getattr(args, "app_dir", "."),
         root=args.root,
         workers=getattr(args, "workers", 1),
-        threads=getattr(args, "threads", 16),
-        max_connections=getattr(args, "max_connections", 1000),
         pidfile=args.pidfile,
         verbose=args.verbose,
+        **limits_from_args(args),  # type: ignore[arg-type]
     )
 
 
@@ -240,8 +343,20 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--app-dir", default=".", help="import APP from DIR (default: .)")
     add_server_options(parser, default_address="127.0.0.1")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--threads", type=int, default=16, help="WSGI threads per worker")
-    parser.add_argument("--max-connections", type=int, default=1000, help="per worker")
+    wsgi = parser.add_argument_group("WSGI apps")
+    wsgi.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help=f"threads running the app, per worker (default {_default('threads')})",
+    )
+    wsgi.add_argument(
+        "--thread-queue",
+        type=int,
+        metavar="N",
+        help="requests that may wait for a thread; more are answered 503 with Retry-After "
+        "(default: as many as --threads)",
+    )
     return parser
 
 
