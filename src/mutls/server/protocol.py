@@ -147,9 +147,14 @@ class ConnectionProtocol(asyncio.Protocol):
             log.info("TLS failure with %s: %s", _peer(self.client), printable(exc))
             self._shutdown(tls_close=False)
             return b""
-        self._flush_tls()
         if self.facts is None and tls.handshake_complete:
             self._on_handshake(tls)
+            if not plain:
+                self._flush_tls()
+            # else a request came with the client's Finished: the session tickets OpenSSL just
+            # queued go out with the answer (one write and one TLS flight fewer per handshake)
+        else:
+            self._flush_tls()
         if tls.peer_closed and not plain:
             self.http.receive_data(b"")
             self._pump()
