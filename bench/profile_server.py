@@ -60,6 +60,7 @@ def main() -> int:
     parser.add_argument("--py-spy", type=Path, help="write py-spy's collapsed stacks here")
     parser.add_argument("--native", action="store_true", help="py-spy --native")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--strace", action="store_true", help="count the server's system calls")
     args = parser.parse_args()
     peer = next(p for p in PEERS if p.name == args.peer)
     conns = args.connections or {"new": 16, "resume": 16, "keepalive": 32, "idle": 1000}[args.mode]
@@ -76,7 +77,14 @@ def main() -> int:
                 )
                 return 0
             spy = None
-            if args.py_spy is not None:
+            if args.strace:
+                spy = subprocess.Popen(
+                    ["strace", "-c", "-f", "-p", str(pid)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+                time.sleep(1.0)
+            elif args.py_spy is not None:
                 command = [
                     str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid),
                     "-f", "raw", "-o", str(args.py_spy), "-r", "400",
@@ -97,7 +105,10 @@ def main() -> int:
                     f"resumed {m.resumed}/{m.handshakes}, errors {m.errors}, "
                     f"core busy {100 * m.server_cpu_seconds / m.seconds:.0f}%"
                 )
-            if spy is not None:
+            if spy is not None and args.strace:
+                spy.send_signal(2)
+                print(spy.communicate(timeout=30)[1].decode(errors="replace"))
+            elif spy is not None and args.py_spy is not None:
                 _, err = spy.communicate(timeout=args.seconds * args.repeat + 60)
                 if not args.py_spy.exists():
                     print(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
