@@ -1,0 +1,43 @@
+"""A short ``make soak``: valid mTLS clients are still served while an attacker holds
+half-handshakes and slowloris connections, and once the attack holds still the server's own
+timeouts give back every file descriptor, and its memory comes back (no timing assertion: the
+rates are printed by ``make soak``, not judged here)."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import soak  # noqa: E402
+
+SETTINGS = soak.Settings(
+    clients=3,
+    half_handshakes=40,
+    slowloris=15,
+    unloaded_s=3.0,
+    attack_s=4.0,
+    timeout_handshake=2.0,
+    timeout_header=2.0,
+    fd_slack=2,
+    rss_slack_bytes=32 * soak.MIB,  # generous: the allocator may keep what it was given
+    rss_slack_ratio=0.5,
+)
+
+
+def test_valid_clients_are_served_under_attack_and_resources_come_back(tmp_path: Path) -> None:
+    out = io.StringIO()
+    recovered, _worst, rounds = soak.soak(1, SETTINGS, tmp_path, out)
+    print(out.getvalue())
+    (result,) = rounds
+    assert result.attack_ready, "the attacker did not open its connections"
+    attack = SETTINGS.half_handshakes + SETTINGS.slowloris
+    assert result.peak_fds >= result.fds_before + attack // 2  # the attack did hold them
+    assert result.unloaded_rate > 0 and result.attacked_ok > 0  # still served under attack
+    assert result.fds_after <= result.fds_before + SETTINGS.fd_slack  # freed by the timeouts
+    assert soak.rss_recovered(result.rss_before, result.rss_after, SETTINGS)
+    assert recovered
+    assert "summary:" in out.getvalue()
