@@ -47,6 +47,8 @@ _TLS_HANDSHAKE_RECORD = 0x16
 #: verifying again (resumption, changed trust) is reused: at most this, and never past a
 #: notAfter of the chain or of our authorities, or a CRL's nextUpdate.
 VERDICTS_MAX = 1024
+#: a burst larger than this through a memory BIO makes it be renewed once drained.
+BIO_KEEP_BYTES = 16 * 1024
 RECHECK_REUSE_S = 5.0
 
 
@@ -98,6 +100,9 @@ class TLSConnection:
         weakref.finalize(self, _lib.SSL_set_shutdown, self._ptr, _SHUTDOWN_DONE)
         self._rbio = ssl._into_ssl
         self._wbio = ssl._from_ssl
+        # The memory BIOs keep the capacity of their largest burst (handshake flights, a big
+        # upload or answer); set when it is worth giving back (see _renew_bios).
+        self._bios_grown = False
         self._sniffing: bytes | None = b""
         self._verify_failure: VerifyFailure | None = None
         self._sent_alert: int | None = None
@@ -128,6 +133,8 @@ class TLSConnection:
             data = sniffed
         if _lib.BIO_write(self._rbio, data, len(data)) != len(data):
             raise self._fail_with(TLSError("the memory BIO refused the data"))
+        if len(data) > BIO_KEEP_BYTES:
+            self._bios_grown = True
         # SSL_get_error reads the thread's error queue first: a stale entry left by anything
         # else on this thread would turn "want more data" into a failure (nginx clears too).
         _lib.ERR_clear_error()
@@ -190,7 +197,32 @@ class TLSConnection:
             return b""
         buf = _alloc("char[]", pending)
         count = _lib.BIO_read(self._wbio, buf, pending)
+        if self._bios_grown or pending > BIO_KEEP_BYTES:
+            self._renew_bios()
         return _ffi.buffer(buf, count)[:] if count > 0 else b""
+
+    def _renew_bios(self) -> None:
+        """Swap both memory BIOs for empty ones once drained, freeing what they had grown to.
+
+        Idle memory: after the handshake the BIOs held ~5 KB of flights per connection (more
+        after a large request or answer), kept while the connection waits for its next request.
+        """
+        self._bios_grown = True
+        if _lib.BIO_get_mem_data(self._rbio, _ffi.NULL) > 0:
+            return  # input still to read: try again at the next flush
+        if _lib.BIO_get_mem_data(self._wbio, _ffi.NULL) > 0:
+            return
+        rbio = _lib.BIO_new(_lib.BIO_s_mem())
+        wbio = _lib.BIO_new(_lib.BIO_s_mem())
+        if rbio == _ffi.NULL or wbio == _ffi.NULL:  # out of memory: keep the old ones
+            for bio in (rbio, wbio):
+                if bio != _ffi.NULL:
+                    _lib.BIO_free(bio)
+            return
+        _lib.SSL_set_bio(self._ptr, rbio, wbio)  # frees the old pair
+        self._rbio = self._ssl._into_ssl = rbio
+        self._wbio = self._ssl._from_ssl = wbio
+        self._bios_grown = False
 
     def send(self, data: bytes) -> None:
         """Encrypt application data; the records wait in ``data_to_send()``."""
@@ -244,6 +276,7 @@ class TLSConnection:
             resumed=resumed,
         )
         self.handshake_complete = True
+        self._bios_grown = True  # the flights are done: give their buffers back when drained
 
     def _client_certificate(self, resumed: bool) -> ClientCertificate:
         context = self._context
