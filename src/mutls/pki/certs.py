@@ -166,14 +166,26 @@ def parse_certificates(data: bytes, source: str) -> list[x509.Certificate]:
         if b"-----BEGIN" in data:
             if b"-----BEGIN CERTIFICATE-----" not in data:
                 raise FileFormatError(f"{source}: holds no certificate (PEM without CERTIFICATE)")
-            return x509.load_pem_x509_certificates(data)
-        return [x509.load_der_x509_certificate(data)]
+            return [fully_parsed(c) for c in x509.load_pem_x509_certificates(data)]
+        return [fully_parsed(x509.load_der_x509_certificate(data))]
     except FileFormatError:
         raise
     except Exception:  # ValueError, or the Rust ASN.1 parser's own errors
         raise FileFormatError(
             f"{source}: not a certificate, or corrupt (expected PEM or DER X.509)"
         ) from None
+
+
+def fully_parsed(cert: x509.Certificate) -> x509.Certificate:
+    """``cert``, once every field mutls reads has parsed; raises ``ValueError`` otherwise.
+
+    cryptography checks only the outer DER when loading and parses names, extensions and the
+    key on first use, so a corrupt field would otherwise surface as a traceback far from the
+    file that held it.
+    """
+    _ = (cert.subject, cert.issuer, cert.extensions, cert.public_key())
+    _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_algorithm_oid)
+    return cert
 
 
 def load_certificates(path: str | os.PathLike[str]) -> list[x509.Certificate]:

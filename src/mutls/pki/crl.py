@@ -56,10 +56,18 @@ def parse_crls(data: bytes, source: str) -> list[x509.CertificateRevocationList]
             ]
             if not crls:
                 raise ValueError("no CRL")
-            return crls
-        return [x509.load_der_x509_crl(data)]
+            return [_fully_parsed(crl) for crl in crls]
+        return [_fully_parsed(x509.load_der_x509_crl(data))]
     except Exception:
         raise FileFormatError(f"{source}: not a CRL, or corrupt (expected PEM or DER)") from None
+
+
+def _fully_parsed(crl: x509.CertificateRevocationList) -> x509.CertificateRevocationList:
+    """``crl`` once its lazily parsed fields have parsed (see ``certs.fully_parsed``)."""
+    _ = (crl.issuer, crl.extensions, crl.last_update_utc, crl.next_update_utc)
+    for revoked in crl:
+        _ = (revoked.serial_number, revoked.revocation_date_utc, revoked.extensions)
+    return crl
 
 
 def load_crls(path: str | os.PathLike[str]) -> list[x509.CertificateRevocationList]:
