@@ -132,18 +132,29 @@ class AppThreads:
                         self._busy -= 1  # given up on while it waited
                         continue
                     job.thread = me
+                result: Any = None
+                error: BaseException | None = None
                 try:
-                    job.future.set_result(job.fn())
+                    result = job.fn()
                 except BaseException as exc:
-                    job.future.set_exception(exc)
+                    error = exc
+                # The place is given back before the caller hears of the result: a request
+                # that follows this one's answer must find it free.
                 with self._cond:
                     job.done = True
+                    leave = job.abandoned and job.replaced
                     if job.abandoned:
                         self.stuck -= 1
-                        if job.replaced:
-                            self._replaced -= 1
-                            return  # another thread has our place
-                    self._busy -= 1
+                        self._replaced -= leave
+                    if not leave:
+                        self._busy -= 1
+                if error is None:
+                    job.future.set_result(result)
+                else:
+                    job.future.set_exception(error)
+                    del error  # no reference cycle through the traceback
+                if leave:
+                    return  # another thread has our place
         finally:
             with self._cond:
                 self._threads.discard(me)
