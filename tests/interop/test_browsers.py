@@ -40,11 +40,6 @@ import pytest
 
 from helpers import PASSWORD, MutlsServer, PKIFiles, free_port, run_mutls
 
-pytestmark = [
-    pytest.mark.interop,
-    pytest.mark.skipif(shutil.which("certutil") is None, reason="certutil (libnss3-tools) missing"),
-]
-
 #: one browser run, start to page; a prompt nobody answers ends here instead of hanging.
 RUN_TIMEOUT = 45
 
@@ -52,6 +47,15 @@ CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
 )
 FIREFOX = next((p for p in map(shutil.which, ("firefox-esr", "firefox")) if p), None)
+
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.skipif(shutil.which("certutil") is None, reason="certutil (libnss3-tools) missing"),
+    pytest.mark.skipif(
+        CHROMIUM is None and FIREFOX is None,
+        reason="no browser: install the Debian packages chromium and/or firefox-esr",
+    ),
+]
 
 #: the sandboxed HOMEs: which client P12s each one's NSS databases hold.
 HOMES = {
