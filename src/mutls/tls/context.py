@@ -160,7 +160,9 @@ class ServerContext:
         mode = SSL.VERIFY_PEER
         if config.client_cert_mode is ClientCertMode.REQUIRE and config.reject_at_handshake:
             mode |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
-        context.set_verify(mode, _on_verify)
+        # A raw cffi callback, not pyOpenSSL's wrapper (which builds an X509 object for every
+        # certificate of every handshake): the common case is one integer test per certificate.
+        _lib.SSL_CTX_set_verify(context._context, mode, _VERIFY_CALLBACK)
         if config.send_ca_names:
             for anchor in config.trust.anchors:
                 context.add_client_ca(anchor)
@@ -276,18 +278,34 @@ def _owner(connection: SSL.Connection) -> TLSConnection | None:
     return ref() if ref is not None else None
 
 
-def _on_verify(
-    connection: SSL.Connection, cert: crypto.X509, code: int, depth: int, _ok: int
-) -> bool:
-    """Record the first error that counts, and always let the handshake continue.
+_STORE_CTX_SSL_INDEX = int(_lib.SSL_get_ex_data_X509_STORE_CTX_idx())
 
-    pyOpenSSL clears the store's error when this returns True, so what is not kept here is lost.
+
+def _on_verify(_ok: int, store_ctx: Any) -> int:
+    """Record the first error that counts, and let the handshake continue.
+
+    OpenSSL calls this for every certificate of the chain (and again for every error); the
+    store's error is cleared here, so what is not kept here is lost. Fails the handshake (0)
+    when the error cannot be recorded: a verdict is never lost silently.
     """
+    code = int(_lib.X509_STORE_CTX_get_error(store_ctx))
     if ClientVerifier.counts(code):
-        owner = _owner(connection)
-        if owner is not None and owner._verify_failure is None:
+        ssl = _lib.X509_STORE_CTX_get_ex_data(store_ctx, _STORE_CTX_SSL_INDEX)
+        connection = SSL.Connection._reverse_mapping.get(ssl)
+        owner = _owner(connection) if connection is not None else None
+        if owner is None:
+            return 0
+        if owner._verify_failure is None:
+            x509 = _lib.X509_STORE_CTX_get_current_cert(store_ctx)
+            _lib.X509_up_ref(x509)
+            cert = crypto.X509._from_raw_x509_ptr(x509)
+            depth = int(_lib.X509_STORE_CTX_get_error_depth(store_ctx))
             owner._verify_failure = VerifyFailure(code, depth, cert.to_cryptography())
-    return True
+    _lib.X509_STORE_CTX_set_error(store_ctx, _lib.X509_V_OK)
+    return 1
+
+
+_VERIFY_CALLBACK = _ffi.callback("int (*)(int, X509_STORE_CTX *)", _on_verify, error=0)
 
 
 _SSL_CB_ALERT = int(_lib.SSL_CB_ALERT)
