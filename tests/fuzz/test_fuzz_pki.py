@@ -178,3 +178,12 @@ def test_a_corrupt_field_inside_a_well_formed_certificate(test_pki: PKIFiles, lo
     bad = der.replace(name, b"\xff" + name[1:])
     with pytest.raises(MutlsError, match="corrupt"):
         LOADERS[loader](bad)
+
+
+def test_a_corrupt_field_inside_a_well_formed_crl(test_pki: PKIFiles) -> None:
+    crl = pki.load_crls(test_pki.crl_path)[0]
+    der = crl.public_bytes(serialization.Encoding.DER)
+    bad = der.replace(b"My Own Test CA", b"\xffy Own Test CA")
+    for loader in ("crls", "inspect"):
+        with pytest.raises(MutlsError, match="corrupt"):
+            LOADERS[loader](bad)
