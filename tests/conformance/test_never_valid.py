@@ -20,7 +20,7 @@ from OpenSSL import SSL
 from test_tls_engine import client_context, connect, server_context
 from weak_pki import WEAK_CASES, CountingApp, WeakPKI, conformance_trust
 
-from mutls.server import ServerConfig, serve_in_thread
+from mutls.server import RunningServer, ServerConfig
 from mutls.tls import ClientCertMode, ServerContext, ServerTLSConfig, VerifyPolicy
 
 from helpers import CLIENT_CASES, PKIFiles
@@ -102,8 +102,7 @@ def test_a_ca_certificate_with_client_auth_is_still_no_client(test_pki: PKIFiles
 def servers(
     test_pki: PKIFiles, weak_pki: WeakPKI
 ) -> Iterator[Callable[[str], tuple[int, CountingApp]]]:
-    running: dict[str, tuple[object, int, CountingApp]] = {}
-    stack = []
+    running: dict[str, tuple[RunningServer, CountingApp]] = {}
 
     def get(policy: str) -> tuple[int, CountingApp]:
         if policy not in running:
@@ -117,16 +116,15 @@ def servers(
                 trust=conformance_trust(test_pki, weak_pki),
                 app=app,
             )
-            manager = serve_in_thread(config)
-            server = manager.__enter__()
-            stack.append(manager)
-            running[policy] = (server, server.ports[0], app)
-        _, port, app = running[policy]
-        return port, app
+            server = RunningServer(config)
+            server.start(timeout=30)
+            running[policy] = (server, app)
+        server, app = running[policy]
+        return server.ports[0], app
 
     yield get
-    for manager in reversed(stack):
-        manager.__exit__(None, None, None)
+    for server, _ in running.values():
+        server.stop(timeout=15)
 
 
 def client_ssl(test_pki: PKIFiles, name: str, version: str) -> ssl.SSLContext:
