@@ -353,7 +353,10 @@ def run_round(server: SoakServer, clients: ValidClients, settings: Settings) -> 
         fds_after, waited = wait_for_fds(server, fds_before + settings.fd_slack, reclaim)
     finally:
         attacker.stop()
-    time.sleep(0.5)  # let the allocator settle after the last closes
+    # The server trims its heap a few seconds after its connection count drops.
+    deadline = time.monotonic() + 8.0
+    while not rss_recovered(rss_before, server.rss(), settings) and time.monotonic() < deadline:
+        time.sleep(0.5)
     return Round(
         unloaded_rate, rate, ok, failed, ready, peak, fds_before, fds_after, rss_before,
         server.rss(), waited,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 from mutls.errors import MutlsError
 from mutls.server.config import ServerConfig
 from mutls.server.log import log
+from mutls.server.memory import MemoryTrimmer
 from mutls.server.protocol import ConnectionProtocol, ServerState
 from mutls.tls.options import ClientCertMode
 
@@ -123,6 +124,7 @@ class Server:
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
         self._servers: list[asyncio.base_events.Server] = []
+        self._trimmer: asyncio.Task[None] | None = None
 
     @property
     def ports(self) -> list[int]:
@@ -157,6 +159,8 @@ class Server:
             self._servers.append(
                 await loop.create_server(lambda: ConnectionProtocol(state), sock=sock, backlog=1024)
             )
+        # After a burst of connections (an attack, a peak), give the freed memory back.
+        self._trimmer = loop.create_task(MemoryTrimmer(lambda: len(state.connections)).run())
         if out is not None:
             announce(config, self.sockets, warnings, out)
         self.started.set()
@@ -177,6 +181,8 @@ class Server:
         if state is None:
             return
         state.stopping = True
+        if self._trimmer is not None:
+            self._trimmer.cancel()
         for server in self._servers:
             server.close()
         for conn in list(state.connections):

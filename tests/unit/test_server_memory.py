@@ -1,0 +1,32 @@
+"""The heap is trimmed once a burst of connections is over, not while traffic is steady."""
+
+from __future__ import annotations
+
+from mutls.server.memory import MemoryTrimmer, malloc_trim
+
+
+def test_trims_after_a_drop_from_the_peak_and_not_more_often_than_allowed() -> None:
+    count = [0]
+    calls: list[int] = []
+    trimmer = MemoryTrimmer(lambda: count[0], lambda: calls.append(1), min_drop=64)
+    for value, now in [(10, 0.0), (400, 1.0), (390, 2.0)]:
+        count[0] = value
+        assert not trimmer.tick(now)  # rising, or a small dip: nothing to give back
+    count[0] = 100
+    assert trimmer.tick(3.0) and calls == [1]
+    count[0] = 0
+    assert not trimmer.tick(4.0)  # another drop of 100, but only a second later
+    assert trimmer.tick(9.0) and trimmer.trims == 2
+
+
+def test_steady_traffic_never_trims() -> None:
+    calls: list[int] = []
+    trimmer = MemoryTrimmer(lambda: 50, lambda: calls.append(1))
+    assert not any(trimmer.tick(float(t)) for t in range(100))
+    assert calls == []
+
+
+def test_glibc_trim_can_be_called() -> None:
+    trim = malloc_trim()
+    if trim is not None:  # glibc (the Linux this project runs on); elsewhere a no-op
+        assert trim() in (0, 1)
