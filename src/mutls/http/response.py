@@ -33,6 +33,24 @@ def reason_phrase(status: int) -> bytes:
     return _REASONS.get(status, b"")
 
 
+_STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, phrase) for code, phrase in _REASONS.items()}
+#: lengths of the header names the writer acts on (date, server, connection, content-length,
+#: transfer-encoding).
+_SPECIAL_LENGTHS = frozenset(
+    len(n) for n in (b"date", b"server", b"connection", b"content-length", b"transfer-encoding")
+)
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))
+
+
+def _check_line(name: bytes, value: bytes) -> None:
+    if b"\n" in value or b"\r" in value or b"\n" in name or b"\r" in name:
+        raise ValueError(f"response header {name!r} contains a line break")
+
+
 class ResponseWriter:
     """Serialises the response to one request; methods return the bytes to send."""
 
@@ -60,23 +78,32 @@ class ResponseWriter:
             raise RuntimeError("response already started")
         self.started = True
         self.status = status
-        out = [b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))]
+        out = [_status_line(status)]
         has_server = has_date = False
         length: int | None = None
         for name, value in headers:
-            if b"\n" in value or b"\r" in value or b"\n" in name or b"\r" in name:
-                raise ValueError(f"response header {name!r} contains a line break")
-            lname = name.lower()
-            if lname == b"content-length":
-                length = int(value)
-                continue  # written once below, when the status allows a body
-            elif lname == b"transfer-encoding" or lname == b"connection":
-                continue  # framing and persistence are ours to decide
-            elif lname == b"server":
-                has_server = True
-            elif lname == b"date":
-                has_date = True
+            # Only the names we act on are lowered (by length first: most names are other ones).
+            if len(name) in _SPECIAL_LENGTHS:
+                lname = name.lower()
+                if lname == b"content-length":
+                    _check_line(name, value)
+                    length = int(value)
+                    continue  # written once below, when the status allows a body
+                elif lname == b"transfer-encoding" or lname == b"connection":
+                    _check_line(name, value)
+                    continue  # framing and persistence are ours to decide
+                elif lname == b"server":
+                    has_server = True
+                elif lname == b"date":
+                    has_date = True
             out.append(b"%s: %s\r\n" % (name, value))
+        # One scan for line breaks in what the app gave: every line written so far ends in
+        # exactly one CRLF, so any other CR or LF came from a header (response splitting).
+        written = b"".join(out)
+        if written.count(b"\n") != len(out) or written.count(b"\r") != len(out):
+            for name, value in headers:
+                _check_line(name, value)
+        out = [written]
         if status < 200 or status in (204, 304):
             self._no_body = True
         elif length is not None:
