@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from helpers import run_mutls
 
 
-def test_demo_plays_the_article(tmp_path: Path) -> None:
-    result = run_mutls("demo", "--dir", tmp_path / "demo", timeout=60)
+def test_demo_plays_the_article(tmp_path: Path, sandbox_home: Path) -> None:
+    result = run_mutls("demo", "--dir", tmp_path / "demo", timeout=90)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     for line in (
+        "$ mutls makecert -r -n 'CN=My Own Test CA' -sv root.key root.cer",
+        "$ mutls certmgr --add -c Trust root.cer",
+        "$ mutls makecert -iv root.key -ic root.cer -eku -n CN=poupou -p12 poupou.p12 s3kr3t",
+        "$ mutls pkcs12 -in poupou.p12 -out poupou.pem -nodes -passin pass:s3kr3t",
+        "$ mutls xsp --https-client-require --port ",
         "ok   plain HTTP: Hello from an insecure session.",
-        "ok   HTTPS, no client certificate: Hello from an secure session. But who are you ?",
-        "ok   HTTPS, poupou (valid): Hello CN=poupou, your certificate is valid",
-        "ok   HTTPS, mallory (another CA): Hello CN=mallory, your certificate is NOT valid",
-        "ok   HTTPS, oldtimer (expired): Hello CN=oldtimer, your certificate is NOT valid",
+        "ok   --https-client-accept, no certificate: Hello from an secure session. "
+        "But who are you ?",
+        "ok   --https-client-require, poupou.p12 (as hwr2.exe): "
+        "Hello CN=poupou, your certificate is valid",
+        "ok   --https-client-require, poupou.pem with wget: Hello CN=poupou, your certificate is",
+        "ok   --https-client-require, mallory (another CA): Hello CN=mallory, your certificate "
+        "is NOT valid (unable to get local issuer certificate)",
+        "ok   --https-client-require, oldtimer (expired): Hello CN=oldtimer, your certificate "
+        "is NOT valid (certificate has expired)",
+        "ok   --https-client-require, no certificate: client certificate required",
+        "# the article's four outcomes: insecure ok, anonymous ok, NOT valid ok, valid ok",
     ):
-        assert line in out
+        assert line in out, line
     assert "FAIL" not in out
-    assert "$ curl -sS --max-time 10 --cacert root.pem --cert poupou.pem https://localhost:" in out
-    assert "$ mutls xsp --https-client-accept --port " in out
-    # the files the printed commands use are kept with --dir
-    for name in ("root.cer", "root.key", "pollux.p12", "poupou.pem", "mallory.pem"):
-        assert (tmp_path / "demo" / name).exists()
+    demo = tmp_path / "demo"
+    # the files the printed commands use are kept with --dir, keys private
+    for name in ("root.cer", "root.key", "pollux.p12", "poupou.pem", "root.pem"):
+        assert (demo / name).exists()
+    assert os.stat(demo / "root.key").st_mode & 0o077 == 0
+    # certmgr wrote into the demo's own store, not the user's
+    assert list((demo / ".config" / "mutls" / "certs").rglob("*.pem"))
+    assert not (sandbox_home / ".config" / "mutls").exists()
 
 
 def test_demo_refuses_a_directory_with_files(tmp_path: Path) -> None:

@@ -1,16 +1,18 @@
-"""``mutls demo``: the article's whole scenario, end to end, in a few seconds.
+"""``mutls demo``: the article's whole scenario, end to end, with mutls's own commands.
 
-In a fresh directory it makes the root CA, a ``localhost`` server certificate (``pollux.p12``),
-a valid client (``CN=poupou``), one from another CA and an expired one; starts ``mutls xsp``
-twice on free ports (plain HTTP, and HTTPS accepting client certificates, as the article's
-``--https-client-accept``); fetches the test page with curl over plain HTTP, over HTTPS without
-a certificate and with each client certificate; prints each outcome beside the command that
-reproduces it; stops the servers; exits 0 only if every outcome is the expected one.
+In a fresh directory it runs the article's steps as the article writes them, each after the
+prefix ``mutls``: ``makecert`` for the root CA, the server (``pollux.p12``, here for
+``localhost``) and the client ``poupou``, plus an expired client and one from another CA;
+``certmgr --add -c Trust root.cer`` (in a store kept inside the directory, never the user's);
+``pkcs12 -nodes`` for wget and curl; ``xsp`` three times (plain, ``--https-client-accept``,
+``--https-client-require``); then fetches the test page with ``mutls get`` (the article's
+hwr2), wget and curl. It prints every command, then each outcome beside the command that
+reproduced it, stops the servers, and exits 0 only if every outcome is the article's.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import os
 import shlex
 import shutil
 import signal
@@ -23,7 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mutls import pki
 from mutls.apps.testpage import ANONYMOUS, INSECURE
 from mutls.cli.common import ArgumentParser
 from mutls.errors import MutlsError
@@ -31,31 +32,129 @@ from mutls.errors import MutlsError
 HELP = "play the article end to end and print the four outcomes"
 PASSWORD = "s3kr3t"  # noqa: S105 - the article's demo password, for throwaway files
 WAIT_S = 15.0
+VALID = "Hello CN=poupou, your certificate is valid"
+
+#: the article's certificate-making steps, as typed (each after the prefix `mutls`).
+SETUP = (
+    "makecert -r -n 'CN=My Own Test CA' -sv root.key root.cer",
+    "certmgr --add -c Trust root.cer",
+    # The article names the server by its host name (pollux); the demo's host is localhost.
+    f"makecert -iv root.key -ic root.cer -eku -n CN=localhost -p12 pollux.p12 {PASSWORD}",
+    f"makecert -iv root.key -ic root.cer -eku -n CN=poupou -p12 poupou.p12 {PASSWORD}",
+    "makecert -iv root.key -ic root.cer -eku clientAuth -n CN=oldtimer"
+    f" -b 01/01/2020 -e 12/31/2020 -p12 oldtimer.p12 {PASSWORD}",
+    "makecert -r -n 'CN=Untrusted Test CA' -sv evil.key evil.cer",
+    f"makecert -iv evil.key -ic evil.cer -eku clientAuth -n CN=mallory -p12 mallory.p12 {PASSWORD}",
+    # wget and curl read PEM: the article's `openssl pkcs12 -nodes`, and the root as PEM.
+    f"pkcs12 -in poupou.p12 -out poupou.pem -nodes -passin pass:{PASSWORD}",
+    f"pkcs12 -in mallory.p12 -out mallory.pem -nodes -passin pass:{PASSWORD}",
+    "certmgr -put -c Trust 'My Own Test CA' root.pem -pem",
+)
 
 
 @dataclass(frozen=True)
 class Case:
     """One fetch of the test page and what it must say."""
 
+    outcome: str
     title: str
-    command: list[str]
+    command: list[str]  # as shown; "mutls" is run as this Python's `-m mutls`
     expected: tuple[str, ...]
 
 
-def make_pki(directory: Path) -> None:
-    """The article's files: root CA, server P12, and three client certificates as PEM."""
-    ca = pki.CertificateAuthority.create("CN=My Own Test CA")
-    ca.write(directory / "root.cer", directory / "root.key")  # DER, as Mono's makecert
-    pki.write_certificate(directory / "root.pem", ca.certificate)  # PEM, for curl --cacert
-    ca.issue_server("localhost", "127.0.0.1").write_p12(directory / "pollux.p12", PASSWORD)
-    # PEM with the key inside, as `mutls pkcs12 -in poupou.p12 -out poupou.pem -nodes` makes.
-    ca.issue_client("CN=poupou").write_pem(directory / "poupou.pem")
-    other = pki.CertificateAuthority.create("CN=Somebody Else's CA")
-    other.issue_client("CN=mallory").write_pem(directory / "mallory.pem")
-    now = dt.datetime.now(dt.UTC)
-    ca.issue_client(
-        "CN=oldtimer", not_before=now - dt.timedelta(days=60), not_after=now - dt.timedelta(days=1)
-    ).write_pem(directory / "oldtimer.pem")
+def server_commands(ports: Sequence[int]) -> list[list[str]]:
+    """The article's three ``xsp`` command lines: plain, accept, require."""
+    tls = ["--p12file", "pollux.p12", "--pkpwd", PASSWORD]
+    common = ["--address", "127.0.0.1", "--nonstop"]
+    return [
+        ["mutls", "xsp", "--port", str(ports[0]), *common],
+        ["mutls", "xsp", "--https-client-accept", "--port", str(ports[1]), *tls, *common],
+        ["mutls", "xsp", "--https-client-require", "--port", str(ports[2]), *tls, *common],
+    ]
+
+
+def cases(ports: Sequence[int]) -> list[Case]:
+    """The fetches, in the article's order; wget and curl ones only where installed."""
+    accept = f"https://localhost:{ports[1]}/cctest.aspx"
+    require = f"https://localhost:{ports[2]}/cctest.aspx"
+    curl = ["curl", "-sS", "--max-time", "10", "--cacert", "root.pem"]
+    found = [
+        Case(
+            "insecure",
+            "plain HTTP",
+            ["curl", "-sS", "--max-time", "10", f"http://localhost:{ports[0]}/cctest.aspx"],
+            (INSECURE,),
+        ),
+        Case(
+            "anonymous",
+            "--https-client-accept, no certificate",
+            ["mutls", "get", accept],
+            (ANONYMOUS,),
+        ),
+        Case(
+            "valid",
+            "--https-client-require, poupou.p12 (as hwr2.exe)",
+            ["mutls", "get", require, "poupou.p12", PASSWORD],
+            (VALID,),
+        ),
+        Case(
+            "valid",
+            "--https-client-require, poupou.pem with wget",
+            [
+                "wget",
+                "-qO-",
+                "--ca-certificate=root.pem",
+                "--certificate=poupou.pem",
+                "--private-key=poupou.pem",
+                require,
+            ],
+            (VALID,),
+        ),
+        Case(
+            "valid",
+            "--https-client-require, poupou.pem with curl",
+            [*curl, "--cert", "poupou.pem", require],
+            (VALID,),
+        ),
+        Case(
+            "NOT valid",
+            "--https-client-require, mallory (another CA)",
+            [*curl, "--cert", "mallory.pem", require],
+            (
+                "Hello CN=mallory, your certificate is NOT valid",
+                "unable to get local issuer certificate",
+            ),
+        ),
+        Case(
+            "NOT valid",
+            "--https-client-require, oldtimer (expired)",
+            ["mutls", "get", require, "oldtimer.p12", PASSWORD],
+            ("Hello CN=oldtimer, your certificate is NOT valid", "certificate has expired"),
+        ),
+        Case(
+            "refused",
+            "--https-client-require, no certificate",
+            ["mutls", "get", require],
+            ("client certificate required",),
+        ),
+    ]
+    return [c for c in found if c.command[0] == "mutls" or shutil.which(c.command[0])]
+
+
+def runnable(command: Sequence[str]) -> list[str]:
+    """``mutls ...`` as this interpreter's ``-m mutls``; other programs as they are."""
+    if command[0] == "mutls":
+        return [sys.executable, "-m", "mutls", *command[1:]]
+    return list(command)
+
+
+def first_line(page: str) -> str:
+    """The greeting of the test page (its ``<p>``), else the output's first line."""
+    start = page.find("<p>")
+    if start >= 0:
+        return page[start + 3 : page.find("</p>", start)]
+    lines = page.strip().splitlines()
+    return lines[0] if lines else "(empty)"
 
 
 def free_port() -> int:
@@ -79,87 +178,42 @@ def wait_for_port(port: int, process: subprocess.Popen[str], deadline: float) ->
     raise MutlsError(f"the server did not listen on port {port} within {WAIT_S:.0f} s")
 
 
-def server_commands(http_port: int, https_port: int) -> list[list[str]]:
-    """The two ``mutls xsp`` command lines (plain HTTP, and HTTPS as the article's)."""
-    common = ["--address", "127.0.0.1", "--nonstop"]
-    return [
-        ["mutls", "xsp", "--port", str(http_port), *common],
-        [
-            "mutls",
-            "xsp",
-            "--https-client-accept",
-            "--port",
-            str(https_port),
-            "--p12file",
-            "pollux.p12",
-            "--pkpwd",
-            PASSWORD,
-            "--client-ca",
-            "root.cer",
-            *common,
-        ],
-    ]
-
-
-def cases(curl: str, http_port: int, https_port: int) -> list[Case]:
-    """The fetches, in the article's order."""
-    page = f"https://localhost:{https_port}/cctest.aspx"
-    base = [curl, "-sS", "--max-time", "10"]
-    tls = [*base, "--cacert", "root.pem"]
-    return [
-        Case("plain HTTP", [*base, f"http://localhost:{http_port}/cctest.aspx"], (INSECURE,)),
-        Case("HTTPS, no client certificate", [*tls, page], (ANONYMOUS,)),
-        Case(
-            "HTTPS, poupou (valid)",
-            [*tls, "--cert", "poupou.pem", page],
-            ("Hello CN=poupou, your certificate is valid",),
-        ),
-        Case(
-            "HTTPS, mallory (another CA)",
-            [*tls, "--cert", "mallory.pem", page],
-            (
-                "Hello CN=mallory, your certificate is NOT valid",
-                "unable to get local issuer certificate",
-            ),
-        ),
-        Case(
-            "HTTPS, oldtimer (expired)",
-            [*tls, "--cert", "oldtimer.pem", page],
-            ("Hello CN=oldtimer, your certificate is NOT valid", "certificate has expired"),
-        ),
-    ]
-
-
-def first_line(page: str) -> str:
-    """The greeting of the test page (its ``<p>``), else the page's first line."""
-    start = page.find("<p>")
-    if start >= 0:
-        return page[start + 3 : page.find("</p>", start)]
-    return page.strip().splitlines()[0] if page.strip() else "(empty)"
-
-
 def play(directory: Path, out: object = sys.stdout) -> bool:
     """Run the scenario in ``directory``; True when every outcome is right."""
-    curl = shutil.which("curl")
-    if curl is None:
-        raise MutlsError("the demo fetches pages with curl, which is not installed")
 
     def say(text: str = "") -> None:
         print(text, file=out)  # type: ignore[call-overload]
 
     started = time.monotonic()
-    say(f"# in {directory}: a root CA, pollux.p12 (localhost), poupou, mallory, oldtimer")
-    make_pki(directory)
-    http_port, https_port = free_port(), free_port()
+    # certmgr's stores live under XDG_CONFIG_HOME: keep the demo's inside its directory.
+    env = {**os.environ, "XDG_CONFIG_HOME": str(directory / ".config")}
+    say(f"# in {directory}")
+    say("$ export XDG_CONFIG_HOME=$PWD/.config   # the demo's certificate stores, not yours")
+    for step in SETUP:
+        say(f"$ mutls {step}")
+        done = subprocess.run(
+            runnable(["mutls", *shlex.split(step)]),
+            cwd=directory,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise MutlsError(f"`mutls {step}` failed: {done.stderr.strip()}")
+    ports = [free_port() for _ in range(3)]
     servers: list[subprocess.Popen[str]] = []
     ok = True
+    seen: set[str] = set()
     try:
-        for command in server_commands(http_port, https_port):
+        for command in server_commands(ports):
             say(f"$ {shlex.join(command)} &")
             servers.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "mutls", *command[1:]],
+                    runnable(command),
                     cwd=directory,
+                    env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
@@ -167,26 +221,37 @@ def play(directory: Path, out: object = sys.stdout) -> bool:
                 )
             )
         deadline = time.monotonic() + WAIT_S
-        wait_for_port(http_port, servers[0], deadline)
-        wait_for_port(https_port, servers[1], deadline)
+        for port, server in zip(ports, servers, strict=True):
+            wait_for_port(port, server, deadline)
         say()
-        for case in cases(curl, http_port, https_port):
+        for case in cases(ports):
             result = subprocess.run(
-                case.command, cwd=directory, capture_output=True, text=True, timeout=20
+                runnable(case.command),
+                cwd=directory,
+                env=env,
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                timeout=30,
             )
-            page = result.stdout if result.returncode == 0 else result.stderr
-            right = result.returncode == 0 and all(e in page for e in case.expected)
+            page = result.stdout + result.stderr
+            right = all(e in page for e in case.expected)
             ok &= right
-            shown = ["curl", *case.command[1:]]
+            if right:
+                seen.add(case.outcome)
             why = f" ({case.expected[1]})" if right and len(case.expected) > 1 else ""
             say(f"{'ok  ' if right else 'FAIL'} {case.title}: {first_line(page)}{why}")
-            say(f"     $ {shlex.join(shown)}")
+            say(f"     $ {shlex.join(case.command)}")
             if not right:
                 say(f"     expected: {' / '.join(case.expected)}")
     finally:
         for server in servers:
             stop(server)
     say()
+    four = ["insecure", "anonymous", "NOT valid", "valid"]
+    marks = ", ".join(f"{o} {'ok' if o in seen else 'MISSING'}" for o in four)
+    say(f"# the article's four outcomes: {marks}")
+    ok &= all(o in seen for o in four)
     verdict = "every outcome is the article's" if ok else "some outcomes are WRONG"
     say(f"# {verdict} ({time.monotonic() - started:.1f} s)")
     return ok
@@ -213,7 +278,7 @@ def main(argv: Sequence[str]) -> int:
     )
     args = parser.parse_args(list(argv))
     if args.dir is not None:
-        directory = Path(args.dir)
+        directory = Path(args.dir).resolve()
         directory.mkdir(parents=True, exist_ok=True)
         if any(directory.iterdir()):
             raise MutlsError(f"--dir {directory}: not empty (the demo makes fresh files)")
