@@ -42,6 +42,8 @@ class ServerState:
     app: HTTPApp
     tls_context: ServerContext | None = None
     connections: set[ConnectionProtocol] = field(default_factory=set)
+    #: responses whose app is running, for the --app-timeout sweep (see :func:`watch_apps`).
+    running: set[Channel] = field(default_factory=set)
     stopping: bool = False
 
 
@@ -433,7 +435,6 @@ class Channel:
         self.overdue = False
         self._last_output = 0.0
         self._waiting_for_client = False
-        self._watchdog: asyncio.TimerHandle | None = None
 
     async def start(self, status: int, headers: Headers) -> None:
         """Send the status line and headers (with the first piece of body)."""
@@ -481,28 +482,26 @@ class Channel:
         """True once the client has gone (or the server stopped listening to the app)."""
         return self.conn._lost or self.detached
 
-    # -- --app-timeout: a watchdog, not a deadline, so streaming apps and slow clients pass --
+    # -- --app-timeout: a watchdog on silence, not a deadline, so streaming apps and slow
+    # clients pass. One sweep per server (watch_apps), not a timer per request: a timer's
+    # call_later + cancel would cost more than the set add + discard done here.
 
     def watch_app(self) -> None:
         """Start timing the app (no-op without --app-timeout)."""
-        timeout = self.conn.config.timeouts.app
-        if timeout is not None:
+        if self.conn.config.timeouts.app is not None:
             self._last_output = self.conn.loop.time()
-            self._watchdog = self.conn.loop.call_later(timeout, self._check_app, timeout)
+            self.conn.state.running.add(self)
 
     def unwatch_app(self) -> None:
         """Stop timing the app."""
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+        self.conn.state.running.discard(self)
 
-    def _check_app(self, timeout: float) -> None:
-        quiet = self.conn.loop.time() - self._last_output
-        if self._waiting_for_client or quiet < timeout:
-            wait = timeout if self._waiting_for_client else timeout - quiet
-            self._watchdog = self.conn.loop.call_later(wait, self._check_app, timeout)
+    def check_app(self, now: float, timeout: float) -> None:
+        """Cancel the app if it has been silent for ``timeout`` seconds (waiting for a slow
+        client to read does not count)."""
+        if self._waiting_for_client or now - self._last_output < timeout:
             return
-        self._watchdog = None
+        self.conn.state.running.discard(self)
         self.overdue = self.detached = True
         task = self.conn._task
         if task is not None:
@@ -511,6 +510,21 @@ class Channel:
     async def wait_disconnected(self) -> None:
         """Return once the client has gone."""
         await asyncio.shield(self.conn._disconnected)
+
+
+async def watch_apps(state: ServerState) -> None:
+    """The --app-timeout sweep of one server: a few times per timeout, every running app is
+    checked (cancel the task to stop)."""
+    timeout = state.config.timeouts.app
+    if timeout is None:
+        return
+    interval = min(1.0, timeout / 4)
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(interval)
+        now = loop.time()
+        for channel in list(state.running):
+            channel.check_app(now, timeout)
 
 
 def _address(value: Any) -> tuple[str, int] | None:

@@ -19,7 +19,7 @@ from mutls.errors import MutlsError
 from mutls.server.config import ServerConfig
 from mutls.server.log import log
 from mutls.server.memory import MemoryTrimmer
-from mutls.server.protocol import ConnectionProtocol, ServerState
+from mutls.server.protocol import ConnectionProtocol, ServerState, watch_apps
 from mutls.tls.options import ClientCertMode
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class Server:
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
         self._servers: list[asyncio.base_events.Server] = []
-        self._trimmer: asyncio.Task[None] | None = None
+        self._chores: list[asyncio.Task[None]] = []
 
     @property
     def ports(self) -> list[int]:
@@ -159,8 +159,11 @@ class Server:
             self._servers.append(
                 await loop.create_server(lambda: ConnectionProtocol(state), sock=sock, backlog=1024)
             )
-        # After a burst of connections (an attack, a peak), give the freed memory back.
-        self._trimmer = loop.create_task(MemoryTrimmer(lambda: len(state.connections)).run())
+        self._chores = [
+            loop.create_task(watch_apps(state)),  # --app-timeout
+            # after a burst of connections (an attack, a peak), give the freed memory back
+            loop.create_task(MemoryTrimmer(lambda: len(state.connections)).run()),
+        ]
         if out is not None:
             announce(config, self.sockets, warnings, out)
         self.started.set()
@@ -181,8 +184,6 @@ class Server:
         if state is None:
             return
         state.stopping = True
-        if self._trimmer is not None:
-            self._trimmer.cancel()
         for server in self._servers:
             server.close()
         for conn in list(state.connections):
@@ -192,6 +193,8 @@ class Server:
             await asyncio.sleep(0.05)
         for conn in list(state.connections):
             conn.abort()
+        for chore in self._chores:  # the --app-timeout sweep served the drain too
+            chore.cancel()
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1)
