@@ -20,6 +20,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from mutls.cli.common import ArgumentParser, password_from
 from mutls.errors import UsageError, WrongPasswordError
@@ -192,7 +193,7 @@ def _default(name: str) -> object:
     return ServerConfig.__dataclass_fields__[name].default
 
 
-def limits_from_args(args: argparse.Namespace) -> dict[str, object]:
+def limits_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """``ServerConfig`` keywords for the limit and timeout flags that were given."""
     given = {
         name: getattr(args, flag[2:].replace("-", "_"))
@@ -206,7 +207,7 @@ def limits_from_args(args: argparse.Namespace) -> dict[str, object]:
         for name, (flag, _metavar, _help) in LIMIT_OPTIONS.items()
     }
     limits = replace(HTTPLimits(), **{k: v for k, v in sizes.items() if v is not None})
-    config: dict[str, object] = {"timeouts": timeouts, "limits": limits}
+    config: dict[str, Any] = {"timeouts": timeouts, "limits": limits}
     for dest in ("max_connections", "threads", "thread_queue"):
         if getattr(args, dest, None) is not None:
             config[dest] = getattr(args, dest)
@@ -303,7 +304,7 @@ def config_from_args(args: argparse.Namespace, *, app: str | None = None) -> Ser
         workers=getattr(args, "workers", 1),
         pidfile=args.pidfile,
         verbose=args.verbose,
-        **limits_from_args(args),  # type: ignore[arg-type]
+        **limits_from_args(args),
     )
 
 
