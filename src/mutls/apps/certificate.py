@@ -11,7 +11,11 @@ ENVIRON_KEY = "mutls.client_certificate"
 
 
 def client_certificate_of(environ_or_scope: Any) -> ClientCertificate | None:
-    """The object from a WSGI environ or ASGI scope served by mutls, else ``None``."""
+    """The object from a WSGI environ or ASGI scope served by mutls, else ``None``.
+
+    Also takes a framework's request object: anything with an ``environ`` (Flask/Werkzeug,
+    Django) or a ``scope`` (Starlette, FastAPI) attribute, so no per-framework helper is needed.
+    """
     if not isinstance(environ_or_scope, dict):
         environ_or_scope = getattr(environ_or_scope, "environ", None) or getattr(
             environ_or_scope, "scope", None

@@ -1,1 +1,0 @@
-"""Helpers for Flask, Django and Starlette/FastAPI."""
