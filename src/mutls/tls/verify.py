@@ -152,6 +152,18 @@ class ClientVerifier:
             return VerifyFailure(code, depth, exc.certificate.to_cryptography())
         return None
 
+    def verify_chain(self, chain: Sequence[x509.Certificate]) -> ClientCertificate:
+        """The verdict on a chain that came without a handshake (leaf first), e.g. forwarded
+        by a trusted proxy: :meth:`verify` then :meth:`verdict`, as for a resumed session.
+
+        Nothing here proves the sender holds the leaf's key; whoever forwarded it vouches.
+        """
+        if not chain:
+            return ClientCertificate.absent()
+        leaf = crypto.X509.from_cryptography(chain[0])
+        untrusted = [crypto.X509.from_cryptography(c) for c in chain[1:]]
+        return self.verdict(chain, self.verify(leaf, untrusted))
+
     # -- the verdict ----------------------------------------------------------------------------
 
     def verdict(

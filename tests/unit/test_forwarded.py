@@ -1,0 +1,253 @@
+"""Forwarded client certificates: each proxy's format decodes to the chain it carries, anything
+malformed is one ForwardedCertificateError, and the verdict is the handshake's own."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import urllib.parse
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from mutls.http.forwarded import (
+    MAX_VALUE_BYTES,
+    ForwardedCertificateError,
+    ForwardedFormat,
+    ForwardedHeader,
+    parse_pem,
+    parse_rfc9440,
+    parse_xfcc,
+    strip_forwarded,
+)
+from mutls.pki.trust import TrustMaterial
+from mutls.tls.verify import ClientVerifier
+
+from helpers import CLIENT_CASES, PKIFiles
+
+
+def pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(Encoding.PEM)
+
+
+def der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(Encoding.DER)
+
+
+def escaped(data: bytes) -> bytes:
+    """nginx's $ssl_client_escaped_cert: every reserved byte percent-escaped."""
+    return urllib.parse.quote_from_bytes(data, safe=b"").encode("ascii")
+
+
+def sf(data: bytes) -> bytes:
+    return b":" + base64.b64encode(data) + b":"
+
+
+@pytest.fixture(scope="module")
+def poupou(test_pki: PKIFiles) -> x509.Certificate:
+    return test_pki.identities["poupou"].certificate
+
+
+@pytest.fixture(scope="module")
+def castor(test_pki: PKIFiles) -> tuple[x509.Certificate, x509.Certificate]:
+    """A leaf issued by the intermediate, and the intermediate."""
+    return test_pki.identities["via-intermediate"].certificate, test_pki.intermediate.certificate
+
+
+# -- nginx / X-Client-Cert --------------------------------------------------------------------
+
+
+def test_escaped_pem(poupou: x509.Certificate) -> None:
+    assert parse_pem(escaped(pem(poupou))) == (poupou,)
+
+
+def test_escaped_pem_keeps_plus(poupou: x509.Certificate) -> None:
+    """'+' is base64, never a space: only %2B-style escapes are decoded."""
+    text = pem(poupou).replace(b"\n", b"%0A")
+    assert parse_pem(text) == (poupou,)
+
+
+def test_tab_folded_pem(poupou: x509.Certificate) -> None:
+    """nginx's older $ssl_client_cert: every line after the first starts with a tab."""
+    folded = pem(poupou).strip().replace(b"\n", b"\n\t")
+    assert parse_pem(folded) == (poupou,)
+
+
+@pytest.mark.parametrize("sep", [b" ", b"\r\n", b""])
+def test_pem_line_breaks(poupou: x509.Certificate, sep: bytes) -> None:
+    assert parse_pem(pem(poupou).replace(b"\n", sep)) == (poupou,)
+
+
+def test_pem_chain(castor: tuple[x509.Certificate, x509.Certificate]) -> None:
+    leaf, inter = castor
+    assert parse_pem(escaped(pem(leaf) + pem(inter))) == (leaf, inter)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"", "empty value"),
+        (b"hello", "no PEM certificate"),
+        (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----", "not an X.509"),
+        (b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----", "no PEM"),
+        (b"-----BEGIN CERTIFICATE-----\nA===\n-----END CERTIFICATE-----", "not base64"),
+        (b"%ZZ-----BEGIN CERTIFICATE-----", "bad percent-escape"),
+        (b"%4", "bad percent-escape"),
+    ],
+)
+def test_pem_malformed(value: bytes, reason: str) -> None:
+    with pytest.raises(ForwardedCertificateError, match=reason) as caught:
+        parse_pem(value)
+    assert str(caught.value).startswith("forwarded certificate header malformed: ")
+
+
+def test_pem_text_outside(poupou: x509.Certificate) -> None:
+    with pytest.raises(ForwardedCertificateError, match="outside"):
+        parse_pem(b"junk" + pem(poupou))
+    with pytest.raises(ForwardedCertificateError, match="outside"):
+        parse_pem(pem(poupou) + b"junk")
+
+
+def test_too_long_and_too_many(poupou: x509.Certificate) -> None:
+    with pytest.raises(ForwardedCertificateError, match="longer than"):
+        parse_pem(b" " * (MAX_VALUE_BYTES + 1))
+    with pytest.raises(ForwardedCertificateError, match="more than"):
+        parse_pem(pem(poupou) * 9)
+
+
+# -- RFC 9440 ---------------------------------------------------------------------------------
+
+
+def test_rfc9440(castor: tuple[x509.Certificate, x509.Certificate]) -> None:
+    leaf, inter = castor
+    assert parse_rfc9440(sf(der(leaf)), None) == (leaf,)
+    assert parse_rfc9440(sf(der(leaf)), b" " + sf(der(inter)) + b" ") == (leaf, inter)
+
+
+def test_rfc9440_unpadded(poupou: x509.Certificate) -> None:
+    assert parse_rfc9440(b":" + base64.b64encode(der(poupou)).rstrip(b"=") + b":", None)
+
+
+@pytest.mark.parametrize(
+    "value", [b"", b":", b"abc", b":abc", b":a b:", b":YWJj:;x=1", b":-_-_:", b'"abc"']
+)
+def test_rfc9440_malformed(value: bytes) -> None:
+    with pytest.raises(ForwardedCertificateError):
+        parse_rfc9440(value, None)
+
+
+def test_rfc9440_headers(castor: tuple[x509.Certificate, x509.Certificate]) -> None:
+    leaf, inter = castor
+    header = ForwardedHeader.named("Client-Cert")
+    assert header.format is ForwardedFormat.RFC9440
+    headers = [(b"Client-Cert", sf(der(leaf))), (b"Client-Cert-Chain", sf(der(inter)))]
+    assert header.chain(headers) == (leaf, inter)
+    with pytest.raises(ForwardedCertificateError, match="more than once"):
+        header.chain([(b"client-cert", sf(der(leaf)))] * 2)
+
+
+# -- Envoy's XFCC -----------------------------------------------------------------------------
+
+
+def xfcc(cert: x509.Certificate, chain: bytes | None = None, by: bytes = b"spiffe://a/b") -> bytes:
+    digest = hashlib.sha256(der(cert)).hexdigest().encode()
+    element = b"By=" + by + b";Hash=" + digest + b';Cert="' + escaped(pem(cert)) + b'"'
+    element += b';Subject="CN=x,O=\\"q;u,o\\"";URI=spiffe://c;DNS=a;DNS=b'
+    if chain is not None:
+        element += b";Chain=" + escaped(chain)
+    return element
+
+
+def test_xfcc_last_element(test_pki: PKIFiles, poupou: x509.Certificate) -> None:
+    """Several hops: the last element is the nearest proxy's; the first is anyone's."""
+    forged = test_pki.identities["untrusted"].certificate
+    value = xfcc(forged) + b"," + xfcc(poupou)
+    assert parse_xfcc(value) == (poupou,)
+    header = ForwardedHeader.named("X-Forwarded-Client-Cert")
+    assert header.format is ForwardedFormat.XFCC
+    # Repeated header lines are one list, in order.
+    assert header.chain([(XFCC_NAME, xfcc(forged)), (XFCC_NAME, xfcc(poupou))]) == (poupou,)
+
+
+XFCC_NAME = b"x-forwarded-client-cert"
+
+
+def test_xfcc_chain(castor: tuple[x509.Certificate, x509.Certificate]) -> None:
+    leaf, inter = castor
+    assert parse_xfcc(xfcc(leaf, chain=pem(leaf) + pem(inter))) == (leaf, inter)
+
+
+def test_xfcc_mismatches(
+    castor: tuple[x509.Certificate, x509.Certificate], poupou: x509.Certificate
+) -> None:
+    leaf, inter = castor
+    with pytest.raises(ForwardedCertificateError, match="first of Chain"):
+        parse_xfcc(xfcc(poupou, chain=pem(leaf) + pem(inter)))
+    wrong = xfcc(poupou).replace(b"Hash=", b"Hash=00", 1)
+    with pytest.raises(ForwardedCertificateError, match="Hash"):
+        parse_xfcc(wrong)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        b"By=spiffe://x",
+        b'Cert="abc',
+        b"Cert=abc",
+        b"Bogus=1",
+        b"Cert",
+        b'Subject="a"b;Cert=x',
+        b"Hash=1;Hash=2",
+    ],
+)
+def test_xfcc_malformed(value: bytes) -> None:
+    with pytest.raises(ForwardedCertificateError):
+        parse_xfcc(value)
+
+
+# -- the header as a whole --------------------------------------------------------------------
+
+
+def test_absent_and_other_names(poupou: x509.Certificate) -> None:
+    header = ForwardedHeader.named("X-Client-Cert")
+    assert header.format is ForwardedFormat.PEM
+    assert header.chain([(b"host", b"x")]) is None
+    assert header.chain([(b"X-CLIENT-CERT", escaped(pem(poupou)))]) == (poupou,)
+    assert ForwardedHeader.named("X-SSL-Cert").chain([(b"x-ssl-cert", pem(poupou))])
+
+
+def test_strip() -> None:
+    headers = [
+        (b"Host", b"a"),
+        (b"X-Client-Cert", b"x"),
+        (b"Client-Cert", b"x"),
+        (b"client-cert-chain", b"x"),
+        (b"X-Forwarded-Client-Cert", b"x"),
+    ]
+    assert strip_forwarded(headers) == [(b"Host", b"a")]
+
+
+# -- the verdict: the handshake's rules -------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", sorted(CLIENT_CASES))
+def test_verify_chain_matches_handshake_rules(test_pki: PKIFiles, case: str) -> None:
+    """Every kind of certificate gets the reason a handshake gives it."""
+    crl = x509.load_pem_x509_crl(test_pki.crl_path.read_bytes())
+    trust = TrustMaterial(
+        anchors=(test_pki.ca.certificate,),
+        intermediates=(test_pki.intermediate.certificate,),
+        disallowed=(test_pki.identities["disallowed"].certificate,),
+        crls=(crl,),
+    )
+    chain = (test_pki.identities[case].certificate,)
+    verdict = ClientVerifier(trust).verify_chain(chain)
+    assert verdict.present
+    assert verdict.valid is (CLIENT_CASES[case] is None)
+    assert verdict.error == CLIENT_CASES[case]
+
+
+def test_verify_chain_empty() -> None:
+    assert not ClientVerifier(TrustMaterial()).verify_chain(()).present
