@@ -82,18 +82,22 @@ def mod_ssl_time(when: dt.datetime | None) -> str:
 
 def wsgi_tls_environ(tls: TLSInfo, now: dt.datetime | None = None) -> dict[str, Any]:
     """``HTTPS``, ``wsgi.url_scheme`` and mod_ssl's ``SSL_*`` variables for one connection."""
-    cert = tls.client_certificate
     env: dict[str, Any] = {
         "HTTPS": "on",
         "wsgi.url_scheme": "https",
         "SSL_PROTOCOL": tls.version,
         "SSL_CIPHER": tls.cipher,
         "SSL_SESSION_RESUMED": "Resumed" if tls.resumed else "Initial",
-        "SSL_CLIENT_VERIFY": cert.verify_status,
-        ENVIRON_KEY: cert,
     }
     if tls.sni:
         env["SSL_TLS_SNI"] = tls.sni
+    env.update(wsgi_client_environ(tls.client_certificate, now))
+    return env
+
+
+def wsgi_client_environ(cert: ClientCertificate, now: dt.datetime | None = None) -> dict[str, Any]:
+    """mod_ssl's ``SSL_CLIENT_*`` variables for a certificate (also a forwarded one)."""
+    env: dict[str, Any] = {"SSL_CLIENT_VERIFY": cert.verify_status, ENVIRON_KEY: cert}
     if not cert.present or cert.certificate is None:
         return env
     env["SSL_CLIENT_S_DN"] = cert.subject
@@ -117,14 +121,20 @@ def wsgi_tls_environ(tls: TLSInfo, now: dt.datetime | None = None) -> dict[str, 
 
 def asgi_tls_extension(tls: TLSInfo) -> dict[str, Any]:
     """``scope["extensions"]["tls"]`` exactly as the ASGI TLS extension 0.2 defines it."""
-    cert = tls.client_certificate
     return {
+        **asgi_client_fields(tls.client_certificate),
         "server_cert": tls.server_cert_pem,
+        "tls_version": tls.version_number,
+        "cipher_suite": tls.cipher_id,
+    }
+
+
+def asgi_client_fields(cert: ClientCertificate) -> dict[str, Any]:
+    """The ASGI TLS extension's ``client_cert_*`` fields for a certificate."""
+    return {
         "client_cert_chain": list(cert.chain_pem) if cert.present else [],
         "client_cert_name": cert.subject if cert.present else None,
         "client_cert_error": (
             None if (not cert.present or cert.valid) else (cert.error or "unknown error")
         ),
-        "tls_version": tls.version_number,
-        "cipher_suite": tls.cipher_id,
     }
