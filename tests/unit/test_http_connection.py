@@ -311,3 +311,16 @@ def test_simple_response_is_complete() -> None:
     assert out.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert out.endswith(b"\r\n\r\nthis is an HTTPS port\n")
     assert b"connection: close" in out
+
+
+def test_rtsp_request_line_is_400_even_pipelined_after_an_http_one() -> None:
+    evs = feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b RTSP/1.0\r\nHost: x\r\n\r\n")
+    assert isinstance(evs[0], Request) and evs[0].path == "/a"
+    assert error_of(evs).status == 400
+
+
+def test_a_body_that_mentions_rtsp_is_just_a_body() -> None:
+    body = b"GET / RTSP/1.0\r\n"
+    evs = feed(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n" + body)
+    assert not [e for e in evs if isinstance(e, ProtocolError)]
+    assert body_of(evs) == body

@@ -69,6 +69,8 @@ class HTTPConnection:
         self._has_host = False
         self._failed = False
         self._upgraded = False
+        #: the bytes being fed when they hold another protocol's name (see :meth:`on_url`).
+        self._alien: bytes | None = None
         #: True once the peer sent EOF.
         self.peer_closed = False
 
@@ -86,6 +88,9 @@ class HTTPConnection:
                 self._events.append(ConnectionClosed())
             return
         began_in_head, begun = self._in_head, self._begun
+        # llhttp also accepts RTSP and ICE request lines and reports only their version
+        # number; two substring scans per read find the rare bytes that need a closer look.
+        self._alien = data if (b"RTSP/" in data or b"ICE/" in data) else None
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -145,6 +150,10 @@ class HTTPConnection:
     def on_url(self, url: bytes) -> None:
         """A piece of the request target (llhttp may split it across reads)."""
         self._url += url
+        if self._alien is not None and (
+            url + b" RTSP/" in self._alien or url + b" ICE/" in self._alien
+        ):
+            raise _Refused(400, "malformed request: not an HTTP request line")
         self._head_bytes += len(url)
         if self._head_bytes > self.limits.max_head_bytes:
             raise _Refused(414, "request target too long")
