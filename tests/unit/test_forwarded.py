@@ -11,6 +11,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from mutls.apps.forwarded import ForwardedCertificates
+from mutls.apps.testpage import greeting
+from mutls.errors import UsageError
+from mutls.http.events import Request
 from mutls.http.forwarded import (
     MAX_VALUE_BYTES,
     ForwardedCertificateError,
@@ -22,6 +26,8 @@ from mutls.http.forwarded import (
     strip_forwarded,
 )
 from mutls.pki.trust import TrustMaterial
+from mutls.server.config import ServerConfig
+from mutls.tls.options import ClientCertMode, VerifyPolicy
 from mutls.tls.verify import ClientVerifier
 
 from helpers import CLIENT_CASES, PKIFiles
@@ -251,3 +257,92 @@ def test_verify_chain_matches_handshake_rules(test_pki: PKIFiles, case: str) -> 
 
 def test_verify_chain_empty() -> None:
     assert not ClientVerifier(TrustMaterial()).verify_chain(()).present
+
+
+# -- the server's side: whom to believe, what the app sees ------------------------------------
+
+
+def forwarding(
+    test_pki: PKIFiles, mode: ClientCertMode = ClientCertMode.OPTIONAL
+) -> ForwardedCertificates:
+    verifier = ClientVerifier(TrustMaterial(anchors=(test_pki.ca.certificate,)))
+    return ForwardedCertificates(
+        ("127.0.0.1", "10.0.0.0/8"), "X-Client-Cert", verifier, mode, VerifyPolicy.STRICT
+    )
+
+
+def request_with(headers: list[tuple[bytes, bytes]]) -> Request:
+    return Request("GET", b"/", b"/", "/", b"", "1.1", headers, keep_alive=True)
+
+
+@pytest.mark.parametrize(
+    ("peer", "trusted"),
+    [
+        *(("127.0.0.1", True), ("10.1.2.3", True), ("::ffff:10.0.0.1", True)),
+        *(("127.0.0.2", False), ("::1", False), ("not-an-ip", False)),
+    ],
+)
+def test_trusted_peers(test_pki: PKIFiles, peer: str, trusted: bool) -> None:
+    assert forwarding(test_pki).trusts((peer, 1234)) is trusted
+
+
+def test_request_facts(test_pki: PKIFiles, poupou: x509.Certificate) -> None:
+    fwd = forwarding(test_pki)
+    request = request_with([(b"Host", b"a"), (b"X-Client-Cert", escaped(pem(poupou)))])
+    facts = fwd.request_facts(request, ("127.0.0.1", 1), ("127.0.0.1", 80))
+    assert request.headers == [(b"Host", b"a")]
+    cert = facts.client_certificate
+    assert cert is not None and cert.valid and facts.refusal is None
+    env = facts.wsgi_environ
+    assert env["SSL_CLIENT_VERIFY"] == "SUCCESS" and env["SSL_CLIENT_S_DN"] == "CN=poupou"
+    assert env["wsgi.url_scheme"] == "http" and "HTTPS" not in env
+    tls = facts.asgi_extensions["tls"]
+    assert tls["client_cert_name"] == "CN=poupou" and tls["client_cert_error"] is None
+    assert (tls["server_cert"], tls["tls_version"], tls["cipher_suite"]) == (None, None, None)
+    assert greeting(facts) == "Hello CN=poupou, your certificate is valid"
+
+
+def test_request_facts_untrusted_peer(test_pki: PKIFiles, poupou: x509.Certificate) -> None:
+    fwd = forwarding(test_pki, ClientCertMode.REQUIRE)
+    request = request_with([(b"X-Client-Cert", escaped(pem(poupou)))])
+    facts = fwd.request_facts(request, ("192.0.2.1", 1), None)
+    assert request.headers == []
+    cert = facts.client_certificate
+    assert cert is not None and not cert.present
+    assert facts.refusal == "client certificate required"
+    assert "tls" not in facts.asgi_extensions
+    assert facts.wsgi_environ["SSL_CLIENT_VERIFY"] == "NONE"
+    assert greeting(facts) == "Hello from an insecure session."
+
+
+def test_request_facts_malformed(test_pki: PKIFiles) -> None:
+    with pytest.raises(ForwardedCertificateError):
+        forwarding(test_pki).request_facts(
+            request_with([(b"X-Client-Cert", b"junk")]), ("127.0.0.1", 1), None
+        )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"trusted_proxies": ("127.0.0.1",)}, "needs --forwarded-cert-header"),
+        ({"forwarded_cert_header": "X-Client-Cert"}, "needs --trusted-proxy"),
+        ({"trusted_proxies": ("nope",), "forwarded_cert_header": "X"}, "--trusted-proxy nope"),
+        ({"trusted_proxies": ("::1",), "forwarded_cert_header": "X"}, "--client-cert none"),
+    ],
+)
+def test_config_refuses(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        ServerConfig(**changes)  # type: ignore[arg-type]
+
+
+def test_config_behind_proxy(test_pki: PKIFiles) -> None:
+    config = ServerConfig(
+        trusted_proxies=("127.0.0.1",),
+        forwarded_cert_header="x-forwarded-client-cert",
+        client_cert=ClientCertMode.REQUIRE,
+        client_ca_files=(str(test_pki.ca_cert),),
+    )
+    fwd = config.forwarded_certificates()
+    assert fwd is not None and fwd.header.format is ForwardedFormat.XFCC
+    assert fwd.verifier.has_anchors

@@ -23,7 +23,8 @@ PATHS = ("/", "/cctest.aspx")
 def greeting(facts: ConnectionFacts) -> str:
     """The article's sentence for this connection."""
     cert = facts.client_certificate
-    if facts.tls is None or cert is None:
+    # Behind a proxy (no TLS here) only a forwarded certificate shows the client used TLS.
+    if cert is None or (facts.tls is None and not cert.present):
         return INSECURE
     if not cert.present:
         return ANONYMOUS
@@ -34,14 +35,16 @@ def greeting(facts: ConnectionFacts) -> str:
 def detail_rows(facts: ConnectionFacts) -> list[tuple[str, str]]:
     """The rows of the details table (unescaped)."""
     tls = facts.tls
-    if tls is None:
-        return []
-    rows = [
-        ("TLS version", tls.version),
-        ("Cipher", tls.cipher),
-        ("Session", "resumed" if tls.resumed else "new"),
-    ]
-    cert: ClientCertificate = tls.client_certificate
+    rows = []
+    if tls is not None:
+        rows += [
+            ("TLS version", tls.version),
+            ("Cipher", tls.cipher),
+            ("Session", "resumed" if tls.resumed else "new"),
+        ]
+    cert: ClientCertificate | None = facts.client_certificate
+    if cert is None:
+        return rows
     rows.append(("SSL_CLIENT_VERIFY", cert.verify_status))
     if not cert.present:
         return rows

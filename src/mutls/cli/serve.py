@@ -101,6 +101,20 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
         action="store_true",
         help="with require: fail the TLS handshake when no certificate is sent, not a 403",
     )
+    proxy = parser.add_argument_group("behind a TLS-terminating proxy (nginx, Envoy)")
+    proxy.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDR",
+        help="believe the forwarded client certificate only from this peer (IP or CIDR; "
+        "repeatable); serve plain HTTP to the proxy",
+    )
+    proxy.add_argument(
+        "--forwarded-cert-header",
+        metavar="NAME",
+        help="the header the proxy sets: X-Client-Cert (nginx $ssl_client_escaped_cert), "
+        "Client-Cert (RFC 9440) or x-forwarded-client-cert (Envoy)",
+    )
     tls = parser.add_argument_group("TLS tuning")
     tls.add_argument("--ciphers", metavar="LIST", help="OpenSSL cipher string for TLS 1.2")
     tls.add_argument("--tls13-ciphers", metavar="LIST", help="TLS 1.3 cipher suites")
@@ -235,6 +249,14 @@ def resolve_modes(args: argparse.Namespace) -> tuple[bool, ClientCertMode, Verif
         raise UsageError(
             f"{https[0][0]} needs the server's certificate: --p12file FILE or --cert FILE"
         )
+    if not has_cert and getattr(args, "trusted_proxy", None):
+        # The proxy terminates TLS; mutls still judges the certificate it forwards.
+        judged = ("client_cert", "verify", "client_ca", "crl")
+        given = [f for d, f in TLS_ONLY.items() if getattr(args, d) and d not in judged]
+        if given:
+            raise UsageError(f"{given[0]} needs TLS, which --trusted-proxy leaves to the proxy")
+        mode = ClientCertMode(args.client_cert) if args.client_cert else ClientCertMode.OPTIONAL
+        return False, mode, VerifyPolicy(args.verify) if args.verify else VerifyPolicy.STRICT
     if not has_cert:
         given = [flag for dest, flag in TLS_ONLY.items() if getattr(args, dest)]
         if given:
@@ -304,6 +326,8 @@ def config_from_args(args: argparse.Namespace, *, app: str | None = None) -> Ser
         workers=getattr(args, "workers", 1),
         pidfile=args.pidfile,
         verbose=args.verbose,
+        trusted_proxies=tuple(args.trusted_proxy or ()),
+        forwarded_cert_header=args.forwarded_cert_header,
         **limits_from_args(args),
     )
 

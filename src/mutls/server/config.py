@@ -19,6 +19,7 @@ from mutls.tls.options import ClientCertMode, VerifyPolicy
 
 if TYPE_CHECKING:
     from mutls.apps.base import HTTPApp
+    from mutls.apps.forwarded import ForwardedCertificates
     from mutls.tls.context import ServerContext
 
 
@@ -83,6 +84,10 @@ class ServerConfig:
     workers: int = 1
     pidfile: str | None = None
     verbose: bool = False
+    #: ``--trusted-proxy``: peers (IPs, CIDRs) whose forwarded certificate header is believed.
+    trusted_proxies: tuple[str, ...] = ()
+    #: ``--forwarded-cert-header``: the one header those proxies set (see docs/server.md).
+    forwarded_cert_header: str | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -110,6 +115,9 @@ class ServerConfig:
                 "--reject-at-handshake": self.reject_at_handshake,
                 "--keylog": self.keylog_path is not None,
             }
+            if self.trusted_proxies:  # the proxy terminates TLS; certificates are still judged
+                for flag in ("--client-cert", "--client-ca", "--crl"):
+                    tls_only[flag] = False
             given = [flag for flag, on in tls_only.items() if on]
             if given:
                 raise UsageError(
@@ -134,8 +142,33 @@ class ServerConfig:
             raise UsageError(f"--thread-queue {self.thread_queue}: must be 0 or more")
         if self.max_connections < 1:
             raise UsageError(f"--max-connections {self.max_connections}: must be at least 1")
+        self._validate_forwarding()
         self._validate_timeouts()
         self._validate_limits()
+
+    def _validate_forwarding(self) -> None:
+        if not self.trusted_proxies and self.forwarded_cert_header is None:
+            return
+        from mutls.apps.forwarded import trusted_networks
+
+        trusted_networks(self.trusted_proxies)  # raises UsageError naming the bad value
+        if not self.trusted_proxies:
+            raise UsageError("--forwarded-cert-header needs --trusted-proxy ADDR")
+        if not self.forwarded_cert_header:
+            raise UsageError(
+                "--trusted-proxy needs --forwarded-cert-header NAME: the header your proxy sets "
+                "(e.g. X-Client-Cert for nginx, x-forwarded-client-cert for Envoy)"
+            )
+        if self.identity is not None:
+            raise UsageError(
+                "--trusted-proxy: the proxy terminates TLS, so mutls serves it plain HTTP; "
+                "drop --cert/--p12 (or --trusted-proxy)"
+            )
+        if self.client_cert is ClientCertMode.NONE:
+            raise UsageError(
+                "--trusted-proxy with --client-cert none would ignore every forwarded "
+                "certificate: give --client-cert optional or require"
+            )
 
     def _validate_timeouts(self) -> None:
         for item in fields(self.timeouts):
@@ -202,6 +235,22 @@ class ServerConfig:
                 reject_at_handshake=self.reject_at_handshake,
                 keylog_path=self.keylog_path,
             )
+        )
+
+    def forwarded_certificates(self) -> ForwardedCertificates | None:
+        """How requests from ``--trusted-proxy`` peers carry certificates (``None``: they
+        do not); raises MutlsError when the trust cannot be read."""
+        if not self.trusted_proxies or self.forwarded_cert_header is None:
+            return None
+        from mutls.apps.forwarded import ForwardedCertificates
+        from mutls.tls.verify import ClientVerifier
+
+        return ForwardedCertificates(
+            self.trusted_proxies,
+            self.forwarded_cert_header,
+            ClientVerifier(self.trust_material()),
+            self.client_cert,
+            self.verify,
         )
 
     def load_app(self) -> HTTPApp:

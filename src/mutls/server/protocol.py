@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from mutls.apps.base import HTTPApp
 from mutls.apps.facts import ConnectionFacts, connection_facts
+from mutls.apps.forwarded import ForwardedCertificates
 from mutls.http.connection import HTTPConnection
 from mutls.http.events import (
     ConnectionClosed,
@@ -20,6 +21,7 @@ from mutls.http.events import (
     ProtocolError,
     Request,
 )
+from mutls.http.forwarded import ForwardedCertificateError
 from mutls.http.response import ResponseWriter, simple_response
 from mutls.server.config import ServerConfig
 from mutls.server.log import access_log, log, printable
@@ -41,6 +43,8 @@ class ServerState:
     config: ServerConfig
     app: HTTPApp
     tls_context: ServerContext | None = None
+    #: certificates forwarded by trusted proxies (``--trusted-proxy``), judged per request.
+    forwarding: ForwardedCertificates | None = None
     connections: set[ConnectionProtocol] = field(default_factory=set)
     #: responses whose app is running, for the --app-timeout sweep (see :func:`watch_apps`).
     running: set[Channel] = field(default_factory=set)
@@ -195,6 +199,8 @@ class ConnectionProtocol(asyncio.Protocol):
                 self._body.append(event.data)
                 self._arm(self.config.timeouts.header, "request body")
             elif isinstance(event, Request):
+                if self.state.forwarding is not None and not self._forwarded(event):
+                    return
                 assert self.facts is not None
                 if self.facts.refusal is not None:
                     # Refused before the app runs: no need to read (or invite) the body.
@@ -223,6 +229,19 @@ class ConnectionProtocol(asyncio.Protocol):
         if self._task is not None and self.http.pending_events > MAX_PENDING_EVENTS:
             assert self.transport is not None
             self.transport.pause_reading()
+
+    def _forwarded(self, request: Request) -> bool:
+        """This request's facts from a trusted proxy's header (a proxy carries many clients
+        over one connection); a malformed header is answered 400 and False returned."""
+        assert self.state.forwarding is not None
+        try:
+            self.facts = self.state.forwarding.request_facts(request, self.client, self.server)
+        except ForwardedCertificateError as exc:
+            log.info("bad request from %s: 400 %s", _peer(self.client), exc)
+            self._write(simple_response(request, 400, str(exc)))
+            self._shutdown()
+            return False
+        return True
 
     def _refuse(self, request: Request, reason: str) -> None:
         """The policy's 403, logged; the connection then closes (a new one may carry a

@@ -77,6 +77,11 @@ def urls(config: ServerConfig, sockets: list[socket.socket]) -> list[str]:
 
 def describe_mode(config: ServerConfig) -> str:
     """The startup line that says what the server asks of clients."""
+    if not config.tls and config.trusted_proxies:
+        return (
+            "mode: plain HTTP behind a TLS-terminating proxy, forwarded client certificate "
+            f"{config.client_cert.value}, policy {config.verify.value}"
+        )
     if not config.tls:
         return "mode: plain HTTP (no TLS)"
     if config.client_cert is ClientCertMode.NONE:
@@ -147,11 +152,14 @@ class Server:
         if tls_context is None and config.tls:
             tls_context = config.tls_context()
         warnings = startup_warnings(config, tls_context)
+        forwarding = config.forwarded_certificates()
+        if forwarding is not None:
+            warnings += forwarding.warnings()
         if app is None:
             app = config.load_app()
         if self.sockets is None:
             self.sockets = bind_sockets(config)
-        self.state = ServerState(config, app, tls_context)
+        self.state = ServerState(config, app, tls_context, forwarding)
         await app.startup()
         loop = asyncio.get_running_loop()
         state = self.state
@@ -218,7 +226,8 @@ class Server:
         """
         state = self.state
         config = self.config
-        if state is None or state.tls_context is None or config.trust is not None:
+        judged = state is not None and (state.tls_context or state.forwarding) is not None
+        if state is None or not judged or config.trust is not None:
             return False
         if config.client_cert is ClientCertMode.NONE:
             return False
@@ -227,7 +236,10 @@ class Server:
         except MutlsError as exc:
             log.error("SIGHUP: trust not reloaded, the old one stays: %s", exc)
             return False
-        state.tls_context.update_trust(trust)
+        if state.tls_context is not None:
+            state.tls_context.update_trust(trust)
+        if state.forwarding is not None:
+            state.forwarding.update_trust(trust)
         log.warning(
             "SIGHUP: trust reloaded (%d anchors, %d intermediates, %d disallowed, %d CRLs)",
             len(trust.anchors),

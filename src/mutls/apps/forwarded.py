@@ -1,0 +1,152 @@
+"""Behind a TLS-terminating proxy: the client certificate of each request, from a header the
+proxy sets, believed only when the TCP peer is a trusted proxy, and re-verified here.
+
+A proxy multiplexes many clients over one connection, so unlike a handshake's verdict this one
+is per request. It is computed by the handshake's own rules
+(:meth:`~mutls.tls.verify.ClientVerifier.verify_chain`), and the policy decides the same way
+(:func:`~mutls.tls.policy.refusal_reason`). A forwarded certificate proves nothing about the
+client holding its key: the proxy checked that in its handshake, and vouches for it.
+
+Every known client-certificate header is removed from every request before the app sees it,
+whoever sent it: the app learns the verdict, never a header it might believe.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from mutls.apps.facts import Address, ConnectionFacts, asgi_client_fields, wsgi_client_environ
+from mutls.errors import UsageError
+from mutls.http.events import Request
+from mutls.http.forwarded import ForwardedHeader, strip_forwarded
+from mutls.pki.trust import TrustMaterial
+from mutls.tls.client_certificate import ClientCertificate
+from mutls.tls.options import ClientCertMode, VerifyPolicy
+from mutls.tls.policy import refusal_reason
+from mutls.tls.verify import ClientVerifier
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_networks(addresses: tuple[str, ...]) -> tuple[Network, ...]:
+    """``--trusted-proxy`` values (IPs or CIDRs) as networks; raises :class:`UsageError`."""
+    networks = []
+    for text in addresses:
+        try:
+            networks.append(ipaddress.ip_network(text.strip(), strict=False))
+        except ValueError:
+            raise UsageError(
+                f"--trusted-proxy {text}: not an IP address or network "
+                "(e.g. 127.0.0.1, 10.0.0.0/8, ::1)"
+            ) from None
+    return tuple(networks)
+
+
+@dataclass(frozen=True)
+class ForwardedFacts(ConnectionFacts):
+    """A request's facts when a trusted proxy forwarded (or did not) a client certificate.
+
+    The scheme stays the hop's (``http``). WSGI gets mod_ssl's ``SSL_CLIENT_*`` names and the
+    object; ASGI gets ``extensions["mutls"]`` always and ``extensions["tls"]`` only when a
+    certificate was forwarded (the client's connection was then TLS, terminated by the proxy,
+    which the ASGI TLS extension provides for: ``server_cert``, ``tls_version`` and
+    ``cipher_suite`` are ``None``); without one nobody knows whether it was TLS, and the
+    extension must not be given for a non-TLS connection.
+    """
+
+    forwarded: ClientCertificate = field(default_factory=ClientCertificate.absent)
+
+    @property
+    def client_certificate(self) -> ClientCertificate | None:
+        """The verdict on the forwarded certificate."""
+        return self.forwarded
+
+    @cached_property
+    def wsgi_environ(self) -> dict[str, Any]:
+        """``wsgi.url_scheme`` and mod_ssl's ``SSL_CLIENT_*`` variables."""
+        return {"wsgi.url_scheme": "http", **wsgi_client_environ(self.forwarded)}
+
+    @cached_property
+    def asgi_extensions(self) -> dict[str, Any]:
+        """``mutls`` and, for a forwarded certificate, ``tls`` (see the class docs)."""
+        extensions: dict[str, Any] = {"mutls": {"client_certificate": self.forwarded}}
+        if self.forwarded.present:
+            extensions["tls"] = {
+                **asgi_client_fields(self.forwarded),
+                "server_cert": None,
+                "tls_version": None,
+                "cipher_suite": None,
+            }
+        return extensions
+
+
+class ForwardedCertificates:
+    """What one server does with forwarded certificates: whom to believe, which header, the
+    trust to verify against, and the policy."""
+
+    def __init__(
+        self,
+        proxies: tuple[str, ...],
+        header: str,
+        verifier: ClientVerifier,
+        mode: ClientCertMode,
+        policy: VerifyPolicy,
+    ) -> None:
+        self.networks = trusted_networks(proxies)
+        self.header = ForwardedHeader.named(header)
+        self.verifier = verifier
+        self.mode = mode
+        self.policy = policy
+
+    def update_trust(self, trust: TrustMaterial) -> None:
+        """Judge the next requests by ``trust`` (SIGHUP)."""
+        self.verifier = ClientVerifier(trust)
+
+    def trusts(self, client: Address | None) -> bool:
+        """Whether the TCP peer ``client`` is a trusted proxy."""
+        if client is None:
+            return False
+        try:
+            address = ipaddress.ip_address(client[0].split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+    def request_facts(
+        self, request: Request, client: Address | None, server: Address | None
+    ) -> ConnectionFacts:
+        """The facts of ``request``; its certificate headers are removed from it.
+
+        Raises :class:`~mutls.http.forwarded.ForwardedCertificateError` (answer 400) when a
+        trusted proxy's header is malformed. From anyone else the headers are dropped unread
+        and the request is anonymous.
+        """
+        chain = self.header.chain(request.headers) if self.trusts(client) else None
+        request.headers = strip_forwarded(request.headers)
+        cert = self.verifier.verify_chain(chain) if chain else ClientCertificate.absent()
+        reason = refusal_reason(cert, self.mode, self.policy)
+        return ForwardedFacts(client, server, None, reason, cert)
+
+    def warnings(self) -> list[str]:
+        """Startup lines for the operator."""
+        notes = [
+            f"client certificates are read from the {self.header.name.decode()} header of "
+            f"requests from {', '.join(map(str, self.networks))} only; the proxy must set it "
+            "on every request (replacing what a client sent)"
+        ]
+        if not self.verifier.has_anchors:
+            notes.append(
+                "no trust anchor for client certificates (--client-ca FILE or the Trust store): "
+                "every forwarded certificate will be reported not valid"
+            )
+        if self.policy is VerifyPolicy.REPORT:
+            notes.append(
+                "--verify report: the app runs for invalid client certificates too and must "
+                "check mutls.client_certificate(...).valid itself"
+            )
+        return notes
