@@ -122,9 +122,12 @@ def ports(test_pki: PKIFiles, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 process.wait(timeout=10)
 
 
-def via_nginx(p: PKIFiles, port: int, name: str | None) -> tuple[int, str]:
+def via_nginx(
+    p: PKIFiles, port: int, name: str | None, extra: tuple[str, ...] = ()
+) -> tuple[int, str]:
     """curl through nginx with client certificate ``name``: (status, body)."""
     certs = ["--cert", str(p.cert(name)), "--key", str(p.key(name))] if name else []
+    certs += extra
     result = subprocess.run(
         [
             *("curl", "-sS", "--max-time", "20", "--cacert", str(p.ca_cert), *certs),
@@ -200,3 +203,13 @@ def test_malformed_header_is_400(ports: dict[str, int]) -> None:
     status, body = direct(ports["report"], {"X-Client-Cert": "-----BEGIN CERTIFICATE-----%ZZ"})
     assert status == 400
     assert body.startswith("forwarded certificate header malformed: ")
+
+
+def test_client_cannot_smuggle_the_header_through_nginx(
+    test_pki: PKIFiles, ports: dict[str, int]
+) -> None:
+    """nginx replaces the X-Client-Cert a client sends (or drops it, without a certificate)."""
+    forged = ("-H", f"X-Client-Cert: {escaped(test_pki, 'poupou')}")
+    assert via_nginx(test_pki, ports["report_front"], None, forged) == (200, "NONE|-|-")
+    status, body = via_nginx(test_pki, ports["report_front"], "untrusted", forged)
+    assert (status, body.split("|")[1]) == (200, "CN=mallory")
