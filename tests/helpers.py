@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
 from mutls import pki
@@ -181,13 +184,18 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+            stop_process(self.process)
             self.process = None
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 class OpenSSLServer(ServerProcess):
@@ -209,3 +217,58 @@ class MutlsServer(ServerProcess):
         port = free_port()
         argv = [sys.executable, "-m", "mutls", *map(str, args)]
         super().__init__([*argv, "--address", "127.0.0.1", "--port", str(port)], port, cwd)
+
+
+NGINX_PREAMBLE = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    default_type text/plain;
+    ssl_certificate {pki}/server.pem;
+    ssl_certificate_key {pki}/server.key;
+    ssl_client_certificate {pki}/root.pem;
+{http}
+}}
+"""
+
+
+@contextlib.contextmanager
+def run_nginx(prefix: Path, pki_dir: Path, http: str, ports: Iterable[int]) -> Iterator[None]:
+    """nginx in the foreground under ``prefix`` with ``http`` inside its ``http {}`` block.
+
+    The block's TLS settings use the test PKI's ``server`` and ``root`` files. Waits until every
+    port in ``ports`` listens (failing the test with nginx's error output if it does not) and
+    stops nginx on exit. Skips the test when this nginx has no SSL module.
+    """
+    version = subprocess.run(["nginx", "-V"], capture_output=True, text=True, timeout=10)
+    if "--with-http_ssl_module" not in version.stderr:
+        pytest.skip("this nginx has no ssl module")
+    conf = prefix / "nginx.conf"
+    conf.write_text(NGINX_PREAMBLE.format(prefix=prefix, pki=pki_dir, http=http))
+    process = subprocess.Popen(
+        ["nginx", "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for port in ports:
+            try:
+                wait_for_port(port)
+            except TimeoutError:
+                process.kill()
+                _, err = process.communicate(timeout=10)
+                pytest.fail(f"nginx did not start: {err.decode()}")
+        yield
+    finally:
+        stop_process(process)

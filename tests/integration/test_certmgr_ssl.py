@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,44 +12,16 @@ import pytest
 from mutls import cli, pki, store
 from mutls.store.fetch import fetch_chain, parse_target
 
-from helpers import PKIFiles, free_port
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"openssl s_server exited: {process.stderr.read()!r}")  # type: ignore[union-attr]
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"openssl s_server did not listen on {port}")
+from helpers import OpenSSLServer, PKIFiles, free_port
 
 
 def _serve(test_pki: PKIFiles, chain: Path, tmp: Path) -> Iterator[str]:
-    port = free_port()
-    command = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-www", "-quiet"]
-    command += ["-cert", str(test_pki.cert("server")), "-key", str(test_pki.key("server"))]
-    command += ["-cert_chain", str(chain)]
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    with OpenSSLServer(
+        "-www", "-quiet",
+        "-cert", test_pki.cert("server"), "-key", test_pki.key("server"), "-cert_chain", chain,
         cwd=tmp,
-    )
-    try:
-        _wait_for_port(port, process)
-        yield f"https://127.0.0.1:{port}/"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    ) as server:  # fmt: skip
+        yield f"https://127.0.0.1:{server.port}/"
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from helpers import MutlsServer, PKIFiles, free_port, wait_for_port
+from helpers import MutlsServer, PKIFiles, free_port, run_nginx
 
 pytestmark = pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
 
@@ -31,23 +31,7 @@ def app(environ, start_response):
     return [body.encode()]
 """
 
-CONFIG = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    ssl_certificate {pki}/server.pem;
-    ssl_certificate_key {pki}/server.key;
-    ssl_client_certificate {pki}/root.pem;
+HTTP = """
     ssl_verify_client optional_no_ca;
     proxy_set_header X-Client-Cert $ssl_client_escaped_cert;
     server {{
@@ -58,7 +42,6 @@ http {{
         listen 127.0.0.1:{strict_front} ssl;
         location / {{ proxy_pass http://127.0.0.1:{strict}; }}
     }}
-}}
 """
 
 
@@ -96,30 +79,9 @@ def ports(test_pki: PKIFiles, tmp_path_factory: pytest.TempPathFactory) -> Itera
             "report_front": free_port(),
             "strict_front": free_port(),
         }
-        conf = prefix / "nginx.conf"
-        conf.write_text(CONFIG.format(prefix=prefix, pki=test_pki.directory, **found))
-        process = subprocess.Popen(
-            ["nginx", "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            for port in (found["report_front"], found["strict_front"]):
-                try:
-                    wait_for_port(port)
-                except TimeoutError:
-                    process.kill()
-                    _, err = process.communicate(timeout=10)
-                    pytest.fail(f"nginx did not start: {err.decode()}")
+        fronts = (found["report_front"], found["strict_front"])
+        with run_nginx(prefix, test_pki.directory, HTTP.format(**found), fronts):
             yield found
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
 
 
 def via_nginx(

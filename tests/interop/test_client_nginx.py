@@ -16,32 +16,15 @@ from typing import Any
 
 import pytest
 
-from helpers import PASSWORD, PKIFiles, free_port, run_mutls, wait_for_port
+from helpers import PASSWORD, PKIFiles, free_port, run_mutls, run_nginx
 
 pytestmark = [
     pytest.mark.interop,
     pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed"),
 ]
 
-CONFIG = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    ssl_certificate {pki}/server.pem;
-    ssl_certificate_key {pki}/server.key;
-    ssl_client_certificate {pki}/root.pem;
+HTTP = """
     ssl_protocols {protocol};
-    default_type text/plain;
     server {{
         listen 127.0.0.1:{on} ssl;
         ssl_verify_client on;
@@ -52,7 +35,6 @@ http {{
         ssl_verify_client optional_no_ca;
         location / {{ return 200 "Hello $ssl_client_s_dn: $ssl_client_verify\\n"; }}
     }}
-}}
 """
 
 
@@ -61,42 +43,15 @@ def nginx(
     request: pytest.FixtureRequest, test_pki: PKIFiles, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
     """nginx with an ``on`` and an ``optional_no_ca`` server; yields their URLs."""
-    if (
-        "--with-http_ssl_module"
-        not in subprocess.run(["nginx", "-V"], capture_output=True, text=True, timeout=10).stderr
-    ):
-        pytest.skip("this nginx has no ssl module")
     prefix = tmp_path_factory.mktemp("nginx")
     ports = {"on": free_port(), "optional": free_port()}
-    text = CONFIG.format(prefix=prefix, pki=test_pki.directory, protocol=request.param, **ports)
-    conf = prefix / "nginx.conf"
-    conf.write_text(text)
-    process = subprocess.Popen(
-        ["nginx", "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        for port in ports.values():
-            try:
-                wait_for_port(port)
-            except TimeoutError:
-                process.kill()
-                _, err = process.communicate(timeout=10)
-                pytest.fail(f"nginx did not start: {err.decode()}")
+    http = HTTP.format(protocol=request.param, **ports)
+    with run_nginx(prefix, test_pki.directory, http, ports.values()):
         yield {
             "on": f"https://localhost:{ports['on']}/",
             "optional": f"https://localhost:{ports['optional']}/",
             "protocol": request.param,
         }
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def cert_args(p: PKIFiles, name: str | None) -> list[str]:
