@@ -22,13 +22,15 @@ def test_flags_reach_the_config() -> None:
         [
             "app:x",
             *("--timeout-handshake", "2", "--timeout-header", "3", "--timeout-keep-alive", "4"),
-            *("--timeout-graceful-shutdown", "5", "--app-timeout", "6.5"),
+            *("--timeout-graceful-shutdown", "5", "--app-timeout", "6.5", "--timeout-send", "8"),
             *("--max-connections", "7", "--max-header-size", "8k", "--max-headers", "9"),
             *("--max-body-size", "1M", "--threads", "3", "--thread-queue", "0"),
         ]
     )
     config = serve.config_from_args(args, app="app:x")
-    assert config.timeouts == Timeouts(handshake=2, header=3, keep_alive=4, graceful=5, app=6.5)
+    assert config.timeouts == Timeouts(
+        handshake=2, header=3, keep_alive=4, graceful=5, app=6.5, send=8
+    )
     assert config.limits == HTTPLimits(max_head_bytes=8192, max_headers=9, max_body_bytes=1 << 20)
     assert (config.max_connections, config.threads, config.queued_requests) == (7, 3, 0)
 
@@ -49,6 +51,7 @@ def test_defaults_are_the_configs_and_zero_turns_the_app_timeout_off() -> None:
         (["--timeout-keep-alive", "nan"], "--timeout-keep-alive"),
         (["--timeout-graceful-shutdown", "inf"], "--timeout-graceful-shutdown"),
         (["--app-timeout", "-5"], "--app-timeout"),
+        (["--timeout-send", "0"], "--timeout-send"),
         (["--max-connections", "0"], "--max-connections"),
         (["--max-header-size", "100"], "--max-header-size"),
         (["--max-headers", "0"], "--max-headers"),

@@ -143,6 +143,11 @@ TIMEOUT_OPTIONS = {
         "--timeout-graceful-shutdown",
         "seconds requests in flight may take after SIGTERM (default {:g})",
     ),
+    "send": (
+        "--timeout-send",
+        "seconds a client may read nothing of a response that fills the socket buffer, "
+        "then the connection is dropped (default {:g})",
+    ),
 }
 #: HTTPLimits' fields: flag, metavar, help.
 LIMIT_OPTIONS = {

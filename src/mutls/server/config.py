@@ -26,14 +26,16 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Timeouts:
     """Seconds a client may take: to finish the TLS handshake, to send a request head, to send
-    the next request on a kept-alive connection; how long a graceful stop waits; and how long
-    the app may go without producing output (``None``: as long as it likes)."""
+    the next request on a kept-alive connection, to read any of a response that fills the
+    socket buffer (``send``, nginx's ``send_timeout``); how long a graceful stop waits; and how
+    long the app may go without producing output (``None``: as long as it likes)."""
 
     handshake: float = 10.0
     header: float = 15.0
     keep_alive: float = 5.0
     graceful: float = 10.0
     app: float | None = 60.0
+    send: float = 60.0
 
 
 #: the command-line flag of each setting, so a refused value names what the user typed.
@@ -43,6 +45,7 @@ TIMEOUT_FLAGS = {
     "keep_alive": "--timeout-keep-alive",
     "graceful": "--timeout-graceful-shutdown",
     "app": "--app-timeout",
+    "send": "--timeout-send",
 }
 #: the smallest request head limit that still fits a browser's ordinary request.
 MIN_HEAD_BYTES = 1024

@@ -75,6 +75,9 @@ class ConnectionProtocol(asyncio.Protocol):
         self._closing = False
         self._lost = False
         self._write_paused = False
+        #: when a write stalled by a client that does not read is given up (--timeout-send).
+        self._send_deadline: float | None = None
+        self._send_buffered = 0
         self._drain: asyncio.Future[None] | None = None
         self._disconnected: asyncio.Future[None] = self.loop.create_future()
 
@@ -126,6 +129,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self._lost = True
         self.state.connections.discard(self)
         self._disarm()
+        self._send_deadline = None
         self._stop_timer()
         if not self._disconnected.done():
             self._disconnected.set_result(None)
@@ -133,12 +137,17 @@ class ConnectionProtocol(asyncio.Protocol):
             self._drain.set_result(None)
 
     def pause_writing(self) -> None:
-        """The socket buffer is full: senders wait in :meth:`drain`."""
+        """The socket buffer is full: senders wait in :meth:`drain`, and the send clock starts
+        (--timeout-send): only calls when the client stops reading, never per request."""
         self._write_paused = True
+        deadline = self._start_send_clock()
+        if self._timer is None or self._timer_at > deadline:
+            self._wake_at(deadline)
 
     def resume_writing(self) -> None:
-        """The socket buffer has room again."""
+        """The socket buffer has room again: the client is reading, the send clock stops."""
         self._write_paused = False
+        self._send_deadline = None  # the timer, when it fires, finds nothing due
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
 
@@ -373,7 +382,9 @@ class ConnectionProtocol(asyncio.Protocol):
 
     def _shutdown(self, *, tls_close: bool = True) -> None:
         self._disarm()
-        self._stop_timer()
+        if self._send_deadline is None:
+            self._stop_timer()
+        # else the transport's close waits for its buffer to be read: the send clock still runs
         if self.transport is None or self._lost or self.transport.is_closing():
             return
         if self.tls is not None and tls_close and self.facts is not None:
@@ -386,6 +397,7 @@ class ConnectionProtocol(asyncio.Protocol):
     def abort(self) -> None:
         """Drop the connection at once."""
         self._disarm()
+        self._send_deadline = None
         self._stop_timer()
         if self.transport is not None:
             self.transport.abort()
@@ -394,16 +406,21 @@ class ConnectionProtocol(asyncio.Protocol):
 
     # A deadline, not a timer per phase: re-arming for every request (call_later + cancel,
     # ~1.9 us a pair on uvloop, two pairs per keep-alive request) cost ~10% of a request. One
-    # timer per connection fires at the earliest deadline set and follows a later one.
+    # timer per connection fires at the earliest deadline set and follows a later one. The
+    # send deadline lives beside the phase deadline (a response stalls in any phase, and a
+    # close waits for the buffer too) on the same timer.
 
     def _arm(self, seconds: float, what: str) -> None:
         deadline = self.loop.time() + seconds
         self._deadline = deadline
         self._deadline_what = what
         if self._timer is None or self._timer_at > deadline:
-            self._stop_timer()
-            self._timer_at = deadline
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._wake_at(deadline)
+
+    def _wake_at(self, when: float) -> None:
+        self._stop_timer()
+        self._timer_at = when
+        self._timer = self.loop.call_at(when, self._on_timer)
 
     def _disarm(self) -> None:
         self._deadline = None  # a pending timer then finds nothing due
@@ -415,15 +432,42 @@ class ConnectionProtocol(asyncio.Protocol):
 
     def _on_timer(self) -> None:
         self._timer = None
+        now = self.loop.time() + TIMER_SLACK_S
+        if self._send_deadline is not None and now >= self._send_deadline:
+            if not self._client_read_some():
+                log.info(
+                    "%s read nothing for %g s (--timeout-send): connection dropped",
+                    _peer(self.client),
+                    self.config.timeouts.send,
+                )
+                self.abort()
+                return
+            self._start_send_clock()
         deadline = self._deadline
-        if deadline is None:
-            return
-        if self.loop.time() < deadline - TIMER_SLACK_S:
-            self._timer_at = deadline
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-            return
-        self._deadline = None
-        self._timed_out(self._deadline_what)
+        if deadline is not None and now >= deadline:
+            self._deadline = None
+            self._timed_out(self._deadline_what)
+        # this timer served every deadline: follow the earliest still ahead
+        ahead = [at for at in (self._deadline, self._send_deadline) if at is not None]
+        if ahead:
+            self._wake_at(min(ahead))
+
+    # -- --timeout-send: set only when the transport pauses writing (the client stopped reading),
+    # so a request that fits the socket buffer pays nothing for it.
+
+    def _start_send_clock(self) -> float:
+        """Give the client --timeout-send seconds to read; remember how much waits for it."""
+        assert self.transport is not None
+        self._send_buffered = self.transport.get_write_buffer_size()
+        self._send_deadline = deadline = self.loop.time() + self.config.timeouts.send
+        return deadline
+
+    def _client_read_some(self) -> bool:
+        """Whether the client took bytes since the send clock started: it may read too slowly
+        for the transport to resume writing and still be reading (nginx's send_timeout too
+        counts any progress)."""
+        assert self.transport is not None
+        return self.transport.get_write_buffer_size() < self._send_buffered
 
     def _timed_out(self, what: str) -> None:
         self._timer = None
