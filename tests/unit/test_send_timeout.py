@@ -1,7 +1,7 @@
-"""--timeout-send on the connection's one timer, on a hand-turned clock: the clock starts when
-the transport pauses writing, a client that reads anything gets another period, and one that
-reads nothing for the whole period is dropped and logged (the real server and a client that
-never reads: tests/conformance/test_tls_records.py)."""
+"""--timeout-send on the connection's one timer (server.deadlines), on a hand-turned clock: the
+clock starts when the transport pauses writing, a client that reads anything gets another
+period, and one that reads nothing for the whole period is dropped and logged (the real server
+and a client that never reads: tests/conformance/test_tls_records.py)."""
 
 from __future__ import annotations
 

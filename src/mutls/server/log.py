@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mutls.apps.facts import ConnectionFacts
+    from mutls.http.events import Request
 
 log = logging.getLogger("mutls.server")
 access_log = logging.getLogger("mutls.access")
@@ -21,6 +26,40 @@ _ESCAPES |= {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}  # C1 controls (CSI 0x
 def printable(text: object) -> str:
     """``text`` with control characters (C0, DEL, C1) and backslashes escaped."""
     return str(text).translate(_ESCAPES)
+
+
+def peer(address: tuple[str, int] | None) -> str:
+    """A client's address as logs show it (``[::1]:port`` for IPv6)."""
+    if address is None:
+        return "?"
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def log_access(
+    client: tuple[str, int] | None,
+    facts: ConnectionFacts | None,
+    request: Request,
+    status: int,
+    sent: int,
+) -> None:
+    """The access log line of one answered request: who, what, and the certificate verdict."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    cert = facts.client_certificate if facts is not None else None
+    who = cert.subject if cert is not None and cert.present else "-"
+    verdict = cert.verify_status if cert is not None else "-"
+    access_log.info(
+        '%s "%s %s HTTP/%s" %d %d %s %s',
+        peer(client),
+        request.method,
+        printable(request.target.decode("latin-1")),
+        request.http_version,
+        status,
+        sent,
+        printable(who),
+        printable(verdict),
+    )
 
 
 def configure_logging(verbose: bool) -> None:

@@ -19,7 +19,7 @@ from mutls.errors import MutlsError
 from mutls.server.config import ServerConfig
 from mutls.server.log import log
 from mutls.server.memory import MemoryTrimmer
-from mutls.server.protocol import ConnectionProtocol, ServerState, watch_apps
+from mutls.server.protocol import ConnectionProtocol, ServerState
 from mutls.tls.options import ClientCertMode
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ class Server:
                 await loop.create_server(lambda: ConnectionProtocol(state), sock=sock, backlog=1024)
             )
         self._chores = [
-            loop.create_task(watch_apps(state)),  # --app-timeout
+            loop.create_task(state.watchdog.run()),  # --app-timeout
             # after a burst of connections (an attack, a peak), give the freed memory back
             loop.create_task(MemoryTrimmer(lambda: len(state.connections)).run()),
         ]
