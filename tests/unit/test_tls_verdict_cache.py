@@ -10,8 +10,7 @@ import pytest
 from test_tls_engine import TLS13, client_context, connect, full_trust, server_context
 
 from mutls.pki.trust import TrustMaterial
-from mutls.tls import ServerContext, TLSConnection
-from mutls.tls import connection as engine
+from mutls.tls import ServerContext, TLSConnection, verdicts
 
 from helpers import CLIENT_CASES, PKIFiles
 
@@ -41,8 +40,8 @@ def test_a_rechecked_verdict_expires(test_pki: PKIFiles, monkeypatch: pytest.Mon
     again = resumed(test_pki, context, "poupou")
     assert first.info is not None and again.info is not None
     assert again.info.client_certificate is first.info.client_certificate  # reused
-    later = engine.time.monotonic() + engine.RECHECK_REUSE_S + 1
-    monkeypatch.setattr(engine.time, "monotonic", lambda: later)
+    later = verdicts.time.monotonic() + verdicts.RECHECK_REUSE_S + 1
+    monkeypatch.setattr(verdicts.time, "monotonic", lambda: later)
     fresh = resumed(test_pki, context, "poupou")
     assert fresh.info is not None
     assert fresh.info.client_certificate is not first.info.client_certificate

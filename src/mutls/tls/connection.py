@@ -11,12 +11,9 @@ which is most of the per-request cost of the pyOpenSSL convenience methods.
 from __future__ import annotations
 
 import hashlib
-import time
 import weakref
-from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 
-from cryptography import x509
 from OpenSSL import SSL, crypto
 from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _lib
@@ -27,7 +24,8 @@ from mutls.tls.client_certificate import ClientCertificate
 from mutls.tls.context import ServerContext
 from mutls.tls.info import TLSInfo
 from mutls.tls.options import ClientCertMode
-from mutls.tls.verify import ClientVerifier, VerifyFailure
+from mutls.tls.verdicts import verdicts_of
+from mutls.tls.verify import VerifyFailure
 
 #: the largest TLS record's plaintext: one SSL_read never returns more.
 READ_SIZE = 16384
@@ -43,13 +41,8 @@ HTTP_METHODS = tuple(
 )
 _SNIFF_LIMIT = max(len(m) for m in HTTP_METHODS)
 _TLS_HANDSHAKE_RECORD = 0x16
-#: verdicts kept per trust generation (one ClientVerifier), and how long one found by
-#: verifying again (resumption, changed trust) is reused: at most this, and never past a
-#: notAfter of the chain or of our authorities, or a CRL's nextUpdate.
-VERDICTS_MAX = 1024
 #: a burst larger than this through a memory BIO makes it be renewed once drained.
 BIO_KEEP_BYTES = 16 * 1024
-RECHECK_REUSE_S = 5.0
 
 
 class TLSError(Exception):
@@ -291,7 +284,7 @@ class TLSConnection:
         if not resumed and sent:
             context.remember_chain(key, sent)
         verifier = context.verifier
-        verdicts = _verdicts_of(verifier)
+        verdicts = verdicts_of(verifier)
         # No callback ran (or it judged by old trust): verify again, now, the same way.
         recheck = resumed or not context.handshake_store_current
         untrusted = sent or (context.chain_hint(key) if recheck else ())
@@ -345,63 +338,3 @@ def _describe(exc: SSL.Error) -> str:
     if isinstance(queue, list) and queue:
         return "; ".join(str(entry[-1]) for entry in queue if entry)
     return str(exc) or type(exc).__name__
-
-
-class _Verdicts:
-    """Verdicts already reached under one :class:`ClientVerifier` (one trust generation).
-
-    The verifier is immutable and a trust change (reload, SIGHUP) makes a new one, hence a new
-    cache: Disallowed and CRLs are always the current ones. Only inputs that decide the verdict
-    are in the key (the DER chain, and the handshake callback's failure when it ran), so a
-    verdict is never reused for another certificate.
-    """
-
-    def __init__(self, verifier: ClientVerifier) -> None:
-        self._entries: OrderedDict[Hashable, tuple[ClientCertificate, float]] = OrderedDict()
-        trust = verifier.trust
-        # The earliest wall-clock time at which our own trust material changes its answer.
-        ends = [c.not_valid_after_utc.timestamp() for c in (*trust.anchors, *trust.intermediates)]
-        ends += [c.next_update_utc.timestamp() for c in trust.crls if c.next_update_utc]
-        self._trust_ends = min(ends, default=float("inf"))
-
-    def get(self, key: Hashable) -> ClientCertificate | None:
-        """The verdict kept for ``key``, if still fresh."""
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[1] < time.monotonic():
-            del self._entries[key]
-            return None
-        return entry[0]
-
-    def put(
-        self,
-        key: Hashable,
-        verdict: ClientCertificate,
-        expiring: Sequence[x509.Certificate] | None,
-    ) -> None:
-        """Keep ``verdict``; ``expiring``: the certificates it was found for by a re-check
-        (its lifetime is then bounded), ``None`` for a verdict from the handshake itself."""
-        now = time.monotonic()
-        if expiring is not None:
-            wall = time.time()
-            ends = min(self._trust_ends, *(c.not_valid_after_utc.timestamp() for c in expiring))
-            deadline = now + min(RECHECK_REUSE_S, ends - wall)
-            if deadline <= now:
-                return
-        else:
-            deadline = float("inf")  # OpenSSL verified this very handshake: nothing to expire
-        entries = self._entries
-        entries[key] = (verdict, deadline)
-        if len(entries) > VERDICTS_MAX:
-            entries.popitem(last=False)
-
-
-_VERDICTS: weakref.WeakKeyDictionary[ClientVerifier, _Verdicts] = weakref.WeakKeyDictionary()
-
-
-def _verdicts_of(verifier: ClientVerifier) -> _Verdicts:
-    verdicts = _VERDICTS.get(verifier)
-    if verdicts is None:
-        verdicts = _VERDICTS[verifier] = _Verdicts(verifier)
-    return verdicts
