@@ -204,7 +204,7 @@ def test_against_mutls_xsp(test_pki: PKIFiles, policy: str) -> None:
         none_code, none = doctor(p, url, None)
         bad_code, bad = doctor(p, url, "untrusted")
     assert good_code == 0 and good["diagnosis"] == "the server accepted `CN=poupou` (HTTP 200)"
-    assert good["http_first_line"] == "cctest"
+    assert good["http_first_line"] == "Hello CN=poupou, your certificate is valid"
     assert none_code == 1
     assert none["diagnosis"].startswith(
         "the server requires a client certificate and none was offered (HTTP 403"

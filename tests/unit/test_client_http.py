@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mutls.client.http import Request, ResponseParser, Target, parse_url
+from mutls.client.http import Request, ResponseParser, Target, parse_url, summary_line
 from mutls.errors import UsageError
 
 
@@ -88,3 +88,12 @@ def test_first_line_strips_markup() -> None:
     body = b"<html>\r\n<head><title>400 No required SSL certificate was sent</title></head>\r\n"
     parser.feed(b"HTTP/1.1 400 Bad Request\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     assert parser.response.first_line == "400 No required SSL certificate was sent"
+
+
+def test_summary_line_prefers_an_html_pages_first_paragraph() -> None:
+    page = "<html><head><title>cctest</title></head>\n<body><p>Hello <b>CN=poupou</b>,\n  your"
+    page += " certificate is valid</p><p>more</p>"
+    assert summary_line(page) == "Hello CN=poupou, your certificate is valid"
+    assert summary_line("client certificate required\n") == "client certificate required"
+    assert summary_line("<p></p>\nplain") == "plain"
+    assert summary_line("") == ""

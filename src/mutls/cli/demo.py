@@ -27,6 +27,7 @@ from pathlib import Path
 
 from mutls.apps.testpage import ANONYMOUS, INSECURE
 from mutls.cli.common import ArgumentParser
+from mutls.client.http import summary_line
 from mutls.errors import MutlsError
 
 HELP = "play the article end to end and print the four outcomes"
@@ -148,15 +149,6 @@ def runnable(command: Sequence[str]) -> list[str]:
     return list(command)
 
 
-def first_line(page: str) -> str:
-    """The greeting of the test page (its ``<p>``), else the output's first line."""
-    start = page.find("<p>")
-    if start >= 0:
-        return page[start + 3 : page.find("</p>", start)]
-    lines = page.strip().splitlines()
-    return lines[0] if lines else "(empty)"
-
-
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
     with socket.socket() as sock:
@@ -240,7 +232,8 @@ def play(directory: Path, out: object = sys.stdout) -> bool:
             if right:
                 seen.add(case.outcome)
             why = f" ({case.expected[1]})" if right and len(case.expected) > 1 else ""
-            say(f"{'ok  ' if right else 'FAIL'} {case.title}: {first_line(page)}{why}")
+            said = summary_line(page) or "(empty)"
+            say(f"{'ok  ' if right else 'FAIL'} {case.title}: {said}{why}")
             say(f"     $ {shlex.join(case.command)}")
             if not right:
                 say(f"     expected: {' / '.join(case.expected)}")

@@ -99,13 +99,24 @@ class Response:
 
     @property
     def first_line(self) -> str:
-        """The first non-empty line of the body, without HTML tags, for reports."""
-        text = self.body.decode("utf-8", "replace")
-        for line in text.splitlines():
-            stripped = _strip_tags(line).strip()
-            if stripped:
-                return stripped[:200]
-        return ""
+        """What the page says first, for reports (see :func:`summary_line`)."""
+        return summary_line(self.body.decode("utf-8", "replace"))
+
+
+def summary_line(text: str) -> str:
+    """What a page says first: an HTML page's first paragraph (its title is not news), else
+    the first non-empty line, without tags, at most 200 characters."""
+    start = text.find("<p>")
+    if start >= 0:
+        end = text.find("</p>", start)
+        paragraph = _strip_tags(text[start + 3 : end if end >= 0 else None]).strip()
+        if paragraph:
+            return " ".join(paragraph.split())[:200]
+    for line in text.splitlines():
+        stripped = _strip_tags(line).strip()
+        if stripped:
+            return stripped[:200]
+    return ""
 
 
 def _strip_tags(line: str) -> str:
