@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from cryptography import x509
 
 from mutls import pki
 from mutls.pki.certs import build_certificate
+from mutls.server import RunningServer, ServerConfig
 
 PASSWORD = "s3kr3t"
 #: files made by Mono 6.8's makecert (a copy of shared/fixtures/mono; see its README).
@@ -272,3 +273,27 @@ def run_nginx(prefix: Path, pki_dir: Path, http: str, ports: Iterable[int]) -> I
         yield
     finally:
         stop_process(process)
+
+
+class LazyServers:
+    """In-process servers started on first use, one per key, all stopped by :meth:`close`.
+
+    ``make(key)`` returns the :class:`mutls.server.ServerConfig` for that key; modules whose
+    tests need a server per mode or policy share one server per key this way.
+    """
+
+    def __init__(self, make: Callable[[str], ServerConfig]) -> None:
+        self._make = make
+        self._running: dict[str, RunningServer] = {}
+
+    def __call__(self, key: str) -> RunningServer:
+        if key not in self._running:
+            server = RunningServer(self._make(key))
+            server.start(timeout=30)
+            self._running[key] = server
+        return self._running[key]
+
+    def close(self) -> None:
+        for server in self._running.values():
+            server.stop(timeout=15)
+        self._running.clear()

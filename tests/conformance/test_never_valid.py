@@ -14,16 +14,17 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import pytest
 from OpenSSL import SSL
 from test_tls_engine import client_context, connect, server_context
 from weak_pki import WEAK_CASES, CountingApp, WeakPKI, conformance_trust
 
-from mutls.server import RunningServer, ServerConfig
+from mutls.server import ServerConfig
 from mutls.tls import ClientCertMode, ServerContext, ServerTLSConfig, VerifyPolicy
 
-from helpers import CLIENT_CASES, PKIFiles
+from helpers import CLIENT_CASES, LazyServers, PKIFiles
 
 INVALID: dict[str, str] = {
     **{name: error for name, error in CLIENT_CASES.items() if error is not None},
@@ -102,29 +103,25 @@ def test_a_ca_certificate_with_client_auth_is_still_no_client(test_pki: PKIFiles
 def servers(
     test_pki: PKIFiles, weak_pki: WeakPKI
 ) -> Iterator[Callable[[str], tuple[int, CountingApp]]]:
-    running: dict[str, tuple[RunningServer, CountingApp]] = {}
+    def config(policy: str) -> ServerConfig:
+        mode, verify = POLICIES[policy]
+        return ServerConfig(
+            port=0,
+            identity=test_pki.identities["server"],
+            client_cert=mode,
+            verify=verify,
+            trust=conformance_trust(test_pki, weak_pki),
+            app=CountingApp(),
+        )
+
+    servers = LazyServers(config)
 
     def get(policy: str) -> tuple[int, CountingApp]:
-        if policy not in running:
-            mode, verify = POLICIES[policy]
-            app = CountingApp()
-            config = ServerConfig(
-                port=0,
-                identity=test_pki.identities["server"],
-                client_cert=mode,
-                verify=verify,
-                trust=conformance_trust(test_pki, weak_pki),
-                app=app,
-            )
-            server = RunningServer(config)
-            server.start(timeout=30)
-            running[policy] = (server, app)
-        server, app = running[policy]
-        return server.ports[0], app
+        server = servers(policy)
+        return server.ports[0], cast(CountingApp, server.config.app)
 
     yield get
-    for server, _ in running.values():
-        server.stop(timeout=15)
+    servers.close()
 
 
 def client_ssl(test_pki: PKIFiles, name: str, version: str) -> ssl.SSLContext:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from tlslite.messages import Certificate, CertificateVerify
@@ -23,10 +24,10 @@ from tlslite_client import TLS12, TLS13, Outcome, connect, settings_for
 from weak_pki import CountingApp
 
 from mutls import pki
-from mutls.server import RunningServer, ServerConfig
+from mutls.server import ServerConfig
 from mutls.tls import ClientCertMode, VerifyPolicy
 
-from helpers import PKIFiles
+from helpers import LazyServers, PKIFiles
 
 MODES = {
     "none": (ClientCertMode.NONE, VerifyPolicy.STRICT),
@@ -55,29 +56,25 @@ def key_of(cert: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def servers(test_pki: PKIFiles) -> Iterator[Callable[[str], tuple[int, CountingApp]]]:
-    running: dict[str, tuple[RunningServer, CountingApp]] = {}
+    def config(mode: str) -> ServerConfig:
+        client_cert, verify = MODES[mode]
+        return ServerConfig(
+            port=0,
+            identity=test_pki.identities["server"],
+            client_cert=client_cert,
+            verify=verify,
+            trust=pki.TrustMaterial(anchors=(test_pki.ca.certificate,)),
+            app=CountingApp(),
+        )
+
+    servers = LazyServers(config)
 
     def get(mode: str) -> tuple[int, CountingApp]:
-        if mode not in running:
-            client_cert, verify = MODES[mode]
-            app = CountingApp()
-            config = ServerConfig(
-                port=0,
-                identity=test_pki.identities["server"],
-                client_cert=client_cert,
-                verify=verify,
-                trust=pki.TrustMaterial(anchors=(test_pki.ca.certificate,)),
-                app=app,
-            )
-            server = RunningServer(config)
-            server.start(timeout=30)
-            running[mode] = (server, app)
-        server, app = running[mode]
-        return server.ports[0], app
+        server = servers(mode)
+        return server.ports[0], cast(CountingApp, server.config.app)
 
     yield get
-    for server, _ in running.values():
-        server.stop(timeout=15)
+    servers.close()
 
 
 def status(outcome: Outcome) -> int:

@@ -34,7 +34,7 @@ from mutls import pki
 from mutls.server import RunningServer, ServerConfig, Timeouts
 from mutls.tls import ClientCertMode
 
-from helpers import PKIFiles
+from helpers import LazyServers, PKIFiles
 
 MODES = {m.value: m for m in ClientCertMode}
 EACH_MODE = pytest.mark.parametrize("mode", list(MODES))
@@ -57,25 +57,18 @@ async def big_app(scope: dict[str, object], receive: object, send: object) -> No
 @pytest.fixture(scope="module")
 def servers(test_pki: PKIFiles) -> Iterator[Callable[[str], RunningServer]]:
     """``server(mode)``: a server in that mode with 1 s timeouts (started on first use)."""
-    running: dict[str, RunningServer] = {}
-
-    def get(mode: str) -> RunningServer:
-        if mode not in running:
-            config = ServerConfig(
-                port=0,
-                identity=test_pki.identities["server"],
-                client_cert=MODES[mode],
-                trust=pki.TrustMaterial(anchors=(test_pki.ca.certificate,)),
-                app=big_app,
-                timeouts=TIMEOUTS,
-            )
-            running[mode] = server = RunningServer(config)
-            server.start(timeout=30)
-        return running[mode]
-
-    yield get
-    for server in running.values():
-        server.stop(timeout=15)
+    servers = LazyServers(
+        lambda mode: ServerConfig(
+            port=0,
+            identity=test_pki.identities["server"],
+            client_cert=MODES[mode],
+            trust=pki.TrustMaterial(anchors=(test_pki.ca.certificate,)),
+            app=big_app,
+            timeouts=TIMEOUTS,
+        )
+    )
+    yield servers
+    servers.close()
 
 
 def connection(server: RunningServer) -> socket.socket:
