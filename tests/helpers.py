@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -21,6 +22,15 @@ from mutls.pki.certs import build_certificate
 from mutls.server import RunningServer, ServerConfig
 
 PASSWORD = "s3kr3t"
+#: the article's three makecert commands, word for word (after the prefix `mutls makecert`).
+ARTICLE_MAKECERT = tuple(
+    shlex.split(line)
+    for line in (
+        '-r -n "CN=My Own Test CA" -sv root.key root.cer',
+        "-iv root.key -ic root.cer -eku -n CN=pollux -p12 pollux.p12 s3kr3t",
+        "-iv root.key -ic root.cer -eku -n CN=poupou -p12 poupou.p12 s3kr3t",
+    )
+)
 #: files made by Mono 6.8's makecert (a copy of shared/fixtures/mono; see its README).
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mono"
 

@@ -13,35 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FIXTURES, PASSWORD, run_mutls
-
-ARTICLE = [
-    ["-r", "-n", "CN=My Own Test CA", "-sv", "root.key", "root.cer"],
-    [
-        "-iv",
-        "root.key",
-        "-ic",
-        "root.cer",
-        "-eku",
-        "-n",
-        "CN=pollux",
-        "-p12",
-        "pollux.p12",
-        "s3kr3t",
-    ],
-    [
-        "-iv",
-        "root.key",
-        "-ic",
-        "root.cer",
-        "-eku",
-        "-n",
-        "CN=poupou",
-        "-p12",
-        "poupou.p12",
-        "s3kr3t",
-    ],
-]
+from helpers import ARTICLE_MAKECERT, FIXTURES, PASSWORD, run_mutls
 
 
 def tool(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -70,7 +42,7 @@ def article(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The article's PKI, made by the CLI, plus a --legacy bundle and PEM copies for openssl."""
     need("openssl")
     work = tmp_path_factory.mktemp("article")
-    for command in ARTICLE:
+    for command in ARTICLE_MAKECERT:
         mutls_ok("makecert", *command, cwd=work)
     mutls_ok(
         "makecert",

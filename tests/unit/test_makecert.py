@@ -16,7 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from mutls import cli, pki
 from mutls.pki.pkcs12 import describe_p12_algorithms
 
-from helpers import FIXTURES, PASSWORD, run_mutls
+from helpers import ARTICLE_MAKECERT, FIXTURES, PASSWORD, run_mutls
 
 SERVER, CLIENT = ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH
 
@@ -428,25 +428,10 @@ def test_no_terminal_for_the_password_is_one_line(article: Path) -> None:
 
 
 def test_article_commands_end_to_end(tmp_path: Path) -> None:
-    root = run_mutls(
-        "makecert", "-r", "-n", "CN=My Own Test CA", "-sv", "root.key", "root.cer", cwd=tmp_path
-    )
+    root = run_mutls("makecert", *ARTICLE_MAKECERT[0], cwd=tmp_path)
     assert root.returncode == 0, root.stderr
     assert "Success" in root.stdout
-    leaf = run_mutls(
-        "makecert",
-        "-iv",
-        "root.key",
-        "-ic",
-        "root.cer",
-        "-eku",
-        "-n",
-        "CN=pollux",
-        "-p12",
-        "pollux.p12",
-        "s3kr3t",
-        cwd=tmp_path,
-    )
+    leaf = run_mutls("makecert", *ARTICLE_MAKECERT[1], cwd=tmp_path)
     assert leaf.returncode == 0, leaf.stderr
     assert leaf.stderr == ""  # nothing weak about what the article makes
     assert p12(tmp_path / "pollux.p12").subject == "CN=pollux"
