@@ -20,6 +20,7 @@ from cryptography import x509
 from mutls import pki
 from mutls.pki.certs import build_certificate
 from mutls.server import RunningServer, ServerConfig
+from mutls.tls.verify import verify_error_text
 
 PASSWORD = "s3kr3t"
 #: the article's three makecert commands, word for word (after the prefix `mutls makecert`).
@@ -96,12 +97,15 @@ class PKIFiles:
         return self.directory / "other-root.pem"
 
 
+X509_V_ERR_CERT_NOT_YET_VALID = 9
+
 #: client certificates and the OpenSSL reason each must be reported with (None = valid).
 CLIENT_CASES: dict[str, str | None] = {
     "poupou": None,
     "via-intermediate": None,
     "expired": "certificate has expired",
-    "not-yet-valid": "certificate is not yet valid or the system clock is incorrect",
+    # OpenSSL 3.0 says "certificate is not yet valid"; newer ones add "or the system clock...".
+    "not-yet-valid": verify_error_text(X509_V_ERR_CERT_NOT_YET_VALID),
     "untrusted": "unable to get local issuer certificate",
     "self-signed": "self-signed certificate",
     "server-only": "unsuitable certificate purpose",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from mutls.pki.certs import fingerprint
 
@@ -29,6 +31,24 @@ class TrustMaterial:
         """SHA-256 fingerprints of the Disallowed certificates."""
         return frozenset(fingerprint(c) for c in self.disallowed)
 
+    @property
+    def disallowed_keys(self) -> frozenset[str]:
+        """SHA-256 of the public keys (SPKI) of the Disallowed certificates: a re-issued copy
+        of a withdrawn certificate (same key) is withdrawn too."""
+        return frozenset(k for k in map(spki_sha256, self.disallowed) if k is not None)
+
     def with_anchors(self, anchors: tuple[x509.Certificate, ...]) -> TrustMaterial:
         """The same material with other anchors (``--client-ca`` replaces the Trust store)."""
         return TrustMaterial(anchors, self.intermediates, self.disallowed, self.crls)
+
+
+def spki_sha256(cert: x509.Certificate) -> str | None:
+    """SHA-256 of the certificate's SubjectPublicKeyInfo, hex (``None`` when its key cannot
+    be read)."""
+    try:
+        spki = cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except Exception:  # an algorithm cryptography does not know
+        return None
+    return hashlib.sha256(spki).hexdigest()

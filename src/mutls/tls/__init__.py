@@ -1,5 +1,5 @@
-"""The TLS engine: sans-I/O connections on pyOpenSSL that record why a client certificate is or
-is not acceptable, instead of aborting the handshake."""
+"""The TLS engine: sans-I/O connections on OpenSSL (:mod:`mutls.tls._openssl`) that record why
+a client certificate is or is not acceptable, instead of aborting the handshake."""
 
 from mutls.tls.client_certificate import ClientCertificate, SubjectAltNames
 from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError

@@ -35,8 +35,8 @@ class ClientCertificate:
     verified to a trust anchor, within its validity, with clientAuth (or no EKU), and neither
     revoked nor disallowed. ``error`` is the first reason it is not valid (OpenSSL's wording,
     e.g. "certificate has expired"), ``error_depth`` where in the chain it was found.
-    ``chain`` is leaf first, as the client sent it (on a resumed session OpenSSL keeps only
-    the leaf).
+    ``chain`` is leaf first, as the client sent it (on a resumed session, as it sent it in the
+    full handshake); empty when the leaf itself does not parse (``error`` says so).
     """
 
     present: bool
@@ -48,6 +48,9 @@ class ClientCertificate:
     resumed: bool = False
     #: the certificate at ``error_depth`` (it may be one of our CAs, not one the client sent).
     error_certificate: x509.Certificate | None = None
+    #: the chain OpenSSL built and the verdict judged (DER, leaf first, up to the anchor when
+    #: it could be built): what was verified, where ``chain`` is what the client sent.
+    verified_chain: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def absent(cls) -> ClientCertificate:

@@ -3,35 +3,32 @@
 Bytes from the socket go in with :meth:`TLSConnection.receive_data`, which drives the handshake
 and returns the plaintext now readable; whatever must go to the socket comes out of
 :meth:`TLSConnection.data_to_send` (call it after every other call, failures included: a failed
-handshake leaves its alert there). The keep-alive path calls OpenSSL through pyOpenSSL's cffi
-bindings directly: no exception per record, and reads stop as soon as the input BIO is empty,
-which is most of the per-request cost of the pyOpenSSL convenience methods.
+handshake leaves its alert there). OpenSSL is called through :mod:`mutls.tls._openssl`: no
+exception per record, and reads stop as soon as the input BIO is empty.
 """
 
 from __future__ import annotations
 
-import hashlib
 import weakref
-from collections.abc import Hashable
+from typing import Any
 
-from OpenSSL import SSL, crypto
-from OpenSSL._util import ffi as _ffi
-from OpenSSL._util import lib as _lib
-
+from mutls.tls import _openssl
+from mutls.tls._openssl import ffi as _ffi
+from mutls.tls._openssl import lib as _lib
 from mutls.tls.alerts import alert_name
 from mutls.tls.ciphers import iana_cipher_id
 from mutls.tls.client_certificate import ClientCertificate
-from mutls.tls.context import ServerContext
+from mutls.tls.context import ServerContext, disown, own
 from mutls.tls.info import TLSInfo
 from mutls.tls.options import ClientCertMode
-from mutls.tls.verdicts import verdicts_of
-from mutls.tls.verify import VerifyFailure
+from mutls.tls.verdicts import key_of, verdicts_of
+from mutls.tls.verify import FailureRecorder, Verification
 
 #: the largest TLS record's plaintext: one SSL_read never returns more.
 READ_SIZE = 16384
-_SSL_ERROR_WANT_READ = int(_lib.SSL_ERROR_WANT_READ)
-_SSL_ERROR_ZERO_RETURN = int(_lib.SSL_ERROR_ZERO_RETURN)
-_SHUTDOWN_DONE = int(_lib.SSL_SENT_SHUTDOWN | _lib.SSL_RECEIVED_SHUTDOWN)
+_SSL_ERROR_WANT_READ = _openssl.SSL_ERROR_WANT_READ
+_SSL_ERROR_ZERO_RETURN = _openssl.SSL_ERROR_ZERO_RETURN
+_SHUTDOWN_DONE = _openssl.SSL_SENT_SHUTDOWN | _openssl.SSL_RECEIVED_SHUTDOWN
 _alloc = _ffi.new_allocator(should_clear_after_alloc=False)
 
 #: what a plain-HTTP request starts with (RFC 9110 methods, and the HTTP/2 preface).
@@ -80,26 +77,26 @@ class TLSConnection:
     """
 
     def __init__(self, context: ServerContext) -> None:
-        self._context = context
-        ssl = SSL.Connection(context.ssl_context, None)
-        ssl.set_accept_state()
-        # A weak reference: the callbacks find this object without a reference cycle.
-        ssl.set_app_data(weakref.ref(self))
-        self._ssl = ssl
-        self._ptr = ssl._ssl
-        # OpenSSL drops the session of an SSL freed without a close_notify sent, so a client
-        # that just closes TCP (most do) could never resume; RFC 5246 7.2.1 no longer asks
-        # for that. Mark the shutdown done when this object goes away, before SSL_free.
-        weakref.finalize(self, _lib.SSL_set_shutdown, self._ptr, _SHUTDOWN_DONE)
-        self._rbio = ssl._into_ssl
-        self._wbio = ssl._from_ssl
+        self.context = context
+        ptr = _lib.SSL_new(context.ctx)
+        if ptr == _ffi.NULL:
+            raise MemoryError("SSL_new failed")
+        _lib.SSL_set_accept_state(ptr)
+        self._ptr = ptr
+        self._rbio = _lib.BIO_new(_lib.BIO_s_mem())
+        self._wbio = _lib.BIO_new(_lib.BIO_s_mem())
+        _lib.SSL_set_bio(ptr, self._rbio, self._wbio)  # the SSL owns them from now on
+        # The callbacks find this object by its SSL *, through a weak reference.
+        weakref.finalize(self, _free_ssl, ptr, own(ptr, self))
+        #: the verify callback's findings; the key of the client's exact chain (tickets).
+        self.verify_recorder = FailureRecorder()
+        self.chain_key: bytes | None = None
         # The memory BIOs keep the capacity of their largest burst (handshake flights, a big
         # upload or answer); set when it is worth giving back (see _renew_bios).
         self._bios_grown = False
         self._sniffing: bytes | None = b""
-        self._verify_failure: VerifyFailure | None = None
-        self._sent_alert: int | None = None
-        self._received_alert: int | None = None
+        self.sent_alert: int | None = None
+        self.received_alert: int | None = None
         self._failed: TLSError | None = None
         self._closing = False
         self.handshake_complete = False
@@ -167,7 +164,7 @@ class TLSConnection:
             if count > 0:
                 chunks.append(_ffi.buffer(buf, count)[:])
                 # One record per read: go on only while a full record or more input is left.
-                if count < READ_SIZE and _lib.BIO_get_mem_data(self._rbio, _ffi.NULL) <= 0:
+                if count < READ_SIZE and _lib.BIO_ctrl_pending(self._rbio) <= 0:
                     break
                 continue
             error = _lib.SSL_get_error(ptr, count)
@@ -185,7 +182,7 @@ class TLSConnection:
 
     def data_to_send(self) -> bytes:
         """Ciphertext to write to the socket now (``b""`` if none)."""
-        pending = _lib.BIO_get_mem_data(self._wbio, _ffi.NULL)
+        pending = _lib.BIO_ctrl_pending(self._wbio)
         if pending <= 0:
             return b""
         buf = _alloc("char[]", pending)
@@ -201,9 +198,9 @@ class TLSConnection:
         after a large request or answer), kept while the connection waits for its next request.
         """
         self._bios_grown = True
-        if _lib.BIO_get_mem_data(self._rbio, _ffi.NULL) > 0:
+        if _lib.BIO_ctrl_pending(self._rbio) > 0:
             return  # input still to read: try again at the next flush
-        if _lib.BIO_get_mem_data(self._wbio, _ffi.NULL) > 0:
+        if _lib.BIO_ctrl_pending(self._wbio) > 0:
             return
         rbio = _lib.BIO_new(_lib.BIO_s_mem())
         wbio = _lib.BIO_new(_lib.BIO_s_mem())
@@ -213,8 +210,8 @@ class TLSConnection:
                     _lib.BIO_free(bio)
             return
         _lib.SSL_set_bio(self._ptr, rbio, wbio)  # frees the old pair
-        self._rbio = self._ssl._into_ssl = rbio
-        self._wbio = self._ssl._from_ssl = wbio
+        self._rbio = rbio
+        self._wbio = wbio
         self._bios_grown = False
 
     def send(self, data: bytes) -> None:
@@ -245,96 +242,115 @@ class TLSConnection:
             return
         self._closing = True
         if self.handshake_complete and self._failed is None:
-            try:
-                self._ssl.shutdown()
-            except SSL.Error:
-                pass  # the peer is gone or the state is broken: there is nothing left to say
+            _lib.SSL_shutdown(self._ptr)  # the peer may be gone: nothing left to say then
+            _openssl.errors()
 
     # -- the handshake's outcome ---------------------------------------------------------------
 
     def _establish(self) -> None:
-        ssl = self._ssl
-        resumed = bool(_lib.SSL_session_reused(self._ptr))
-        cipher = ssl.get_cipher_name()
-        alpn = ssl.get_alpn_proto_negotiated()
-        sni = ssl.get_servername()
+        ptr = self._ptr
+        resumed = bool(_lib.SSL_session_reused(ptr))
+        cipher_ptr = _lib.SSL_get_current_cipher(ptr)
+        cipher = _openssl.text(_lib.SSL_CIPHER_get_name(cipher_ptr)) if cipher_ptr else None
+        alpn_data = _ffi.new("const unsigned char **")
+        alpn_len = _ffi.new("unsigned int *")
+        _lib.SSL_get0_alpn_selected(ptr, alpn_data, alpn_len)
+        alpn = _ffi.buffer(alpn_data[0], alpn_len[0])[:] if alpn_len[0] else None
+        sni = _openssl.text(_lib.SSL_get_servername(ptr, _openssl.TLSEXT_NAMETYPE_host_name))
         self.info = TLSInfo(
-            version=ssl.get_protocol_version_name(),
+            version=_openssl.text(_lib.SSL_get_version(ptr)) or "",
             cipher=cipher or "",
             cipher_id=iana_cipher_id(cipher),
             client_certificate=self._client_certificate(resumed),
-            server_cert_pem=self._context.server_cert_pem,
+            server_cert_pem=self.context.server_cert_pem,
             alpn=alpn.decode("ascii", "replace") if alpn else None,
-            sni=sni.decode("ascii", "replace") if sni else None,
+            sni=sni,
             resumed=resumed,
         )
         self.handshake_complete = True
         self._bios_grown = True  # the flights are done: give their buffers back when drained
 
     def _client_certificate(self, resumed: bool) -> ClientCertificate:
-        context = self._context
+        """The verdict: :meth:`ClientVerifier.verdict` on what OpenSSL found, now.
+
+        A full handshake's verify callback judged the client's chain with the context's
+        current store: its findings and ``SSL_get0_verified_chain`` are the input. A resumed
+        session ran no callback: the same verification runs now on the leaf and the exact
+        certificates the client sent in its full handshake (a ticket's come from
+        :class:`~mutls.tls.context.ChainHints`, a cached session's from the session itself).
+        """
+        context = self.context
         if context.config.client_cert_mode is ClientCertMode.NONE:
             return ClientCertificate.absent()
-        leaf = self._ssl.get_peer_certificate()
-        if leaf is None:
+        ptr = self._ptr
+        peer = _lib.SSL_get1_peer_certificate(ptr)
+        if peer == _ffi.NULL:
             return ClientCertificate.absent()
-        sent = tuple(self._ssl.get_peer_cert_chain() or ())  # server side: without the leaf
-        leaf_der = crypto.dump_certificate(crypto.FILETYPE_ASN1, leaf)
-        key = hashlib.sha256(leaf_der).hexdigest()  # = mutls.pki.certs.fingerprint
-        if not resumed and sent:
-            context.remember_chain(key, sent)
+        peer = _ffi.gc(peer, _lib.X509_free)
+        leaf = _openssl.x509_to_der(peer)
+        sent: tuple[bytes, ...] | None
+        if self.chain_key is not None:
+            sent = context.chain_hints.get(self.chain_key)
+        else:
+            sent = _openssl.stack_ders(_lib.SSL_get_peer_cert_chain(ptr))
+        if sent is None:  # evicted since the ticket was accepted: never guess
+            sent = ()
         verifier = context.verifier
         verdicts = verdicts_of(verifier)
-        # No callback ran (or it judged by old trust): verify again, now, the same way.
-        recheck = resumed or not context.handshake_store_current
-        untrusted = sent or (context.chain_hint(key) if recheck else ())
-        ders = (leaf_der, *(crypto.dump_certificate(crypto.FILETYPE_ASN1, c) for c in untrusted))
-        failure = self._verify_failure
-        if recheck:
-            memo: Hashable = (resumed, ders)
-        else:  # the callback's finding is an input: same chain and same finding, same verdict
-            memo = (resumed, ders, failure and (failure.code, failure.depth))
-        known = verdicts.get(memo)
-        if known is not None:
+        if resumed:
+            memo = key_of(b"resumed", leaf, sent)
+            known = verdicts.get(memo)
+            if known is None:
+                verification = verifier.verify(leaf, sent)
+                known = verifier.verdict(verification, sent=sent, resumed=True)
+                verdicts.put(memo, known, _expiring(known))
             return known
-        if recheck:
-            failure = verifier.verify(leaf, untrusted)
-        chain = (leaf.to_cryptography(), *(c.to_cryptography() for c in sent))
-        verdict = verifier.verdict(chain, failure, resumed=resumed)
-        # A verdict found now depends on the clock (expiry, CRL dates): reused for a few
-        # seconds at most; one from the handshake's own callback is reused for its inputs.
-        expiring = (*chain, *(c.to_cryptography() for c in untrusted)) if recheck else None
-        verdicts.put(memo, verdict, expiring)
-        return verdict
+        built = _openssl.stack_ders(_lib.SSL_get0_verified_chain(ptr)) or (leaf,)
+        verification = Verification(built, self.verify_recorder.failure)
+        memo = key_of(b"full", verification.digest, leaf, sent)
+        known = verdicts.get(memo)
+        if known is None:
+            known = verifier.verdict(verification, sent=sent)
+            verdicts.put(memo, known, None)
+        return known
 
     # -- failures ------------------------------------------------------------------------------
 
     def _raise_failure(self, result: int) -> None:
         """Turn OpenSSL's error for ``result`` into a :class:`TLSError` and raise it."""
-        try:
-            # pyOpenSSL's own translation: the error queue and any callback's exception.
-            self._ssl._raise_ssl_error(self._ptr, result)
-        except SSL.Error as exc:
-            raise self._fail_with(TLSError(_describe(exc), **self._alerts())) from None
-        raise self._fail_with(TLSError("TLS failure", **self._alerts()))
-
-    def _alerts(self) -> dict[str, str | None]:
-        sent, received = self._sent_alert, self._received_alert
-        return {
-            "alert": alert_name(sent) if sent is not None else None,
-            "received_alert": alert_name(received) if received is not None else None,
-        }
+        error = _lib.SSL_get_error(self._ptr, result)
+        reasons = _openssl.errors()
+        if reasons:
+            message = "; ".join(reasons)
+        elif error == _SSL_ERROR_ZERO_RETURN:
+            message = "the peer closed the connection"
+        else:
+            message = f"TLS failure (SSL_get_error {error})"
+        sent, received = self.sent_alert, self.received_alert
+        raise self._fail_with(
+            TLSError(
+                message,
+                alert=alert_name(sent) if sent is not None else None,
+                received_alert=alert_name(received) if received is not None else None,
+            )
+        )
 
     def _fail_with(self, error: TLSError) -> TLSError:
         self._failed = error
         return error
 
 
-def _describe(exc: SSL.Error) -> str:
-    """OpenSSL's reasons as one line, e.g. ``unsupported protocol``."""
-    if isinstance(exc, SSL.SysCallError):
-        return f"connection error: {exc.args[-1]}"
-    queue = exc.args[0] if exc.args else None
-    if isinstance(queue, list) and queue:
-        return "; ".join(str(entry[-1]) for entry in queue if entry)
-    return str(exc) or type(exc).__name__
+def _expiring(verdict: ClientCertificate) -> tuple[Any, ...]:
+    """The certificates whose notAfter bounds how long a verdict found now stays true."""
+    return verdict.chain
+
+
+def _free_ssl(ptr: Any, address: int) -> None:
+    """Free an ``SSL *`` whose connection is gone.
+
+    OpenSSL drops the session of an SSL freed without a close_notify sent, so a client that
+    just closes TCP (most do) could never resume; RFC 5246 7.2.1 no longer asks for that.
+    """
+    disown(address)
+    _lib.SSL_set_shutdown(ptr, _SHUTDOWN_DONE)
+    _lib.SSL_free(ptr)

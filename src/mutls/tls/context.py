@@ -1,9 +1,10 @@
-"""The server's TLS configuration, built once into one ``OpenSSL.SSL.Context``.
+"""The server's TLS configuration, built once into one OpenSSL ``SSL_CTX``.
 
-Every pyOpenSSL ``Context`` setter refuses to run once a ``Connection`` exists, so everything is
-configured here, before the first connection; a new configuration means a new
-:class:`ServerContext` (the server rebuilds it on reload). Forked workers inherit the built
-context, and with it the session-ticket keys, so a ticket resumes on any worker.
+Everything is configured here, before the first connection; a new configuration means a new
+:class:`ServerContext` (the server rebuilds it on reload), a trust change only a new
+certificate store (:meth:`ServerContext.update_trust`). Forked workers inherit the built
+context, and with it the session-ticket keys, so a ticket resumes on any worker that can judge
+it (see :class:`ChainHints`). OpenSSL is reached through :mod:`mutls.tls._openssl` alone.
 """
 
 from __future__ import annotations
@@ -12,30 +13,93 @@ import hashlib
 import os
 import weakref
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from OpenSSL import SSL, crypto
-from OpenSSL._util import ffi as _ffi
-from OpenSSL._util import lib as _lib
 
 from mutls.errors import PKIError, UsageError
 from mutls.pki.certs import fingerprint
 from mutls.pki.identity import Identity
 from mutls.pki.keys import describe_key
 from mutls.pki.trust import TrustMaterial
+from mutls.tls import _openssl
+from mutls.tls._openssl import ffi, lib
 from mutls.tls.ciphers import DEFAULT_TLS12_CIPHERS
 from mutls.tls.options import ClientCertMode, VerifyPolicy
-from mutls.tls.verify import ClientVerifier, VerifyFailure
+from mutls.tls.verdicts import key_of
+from mutls.tls.verify import SECURITY_LEVEL, ClientVerifier
 
 if TYPE_CHECKING:
     from mutls.tls.connection import TLSConnection
 
 ALPN_HTTP11 = b"http/1.1"
-#: leaf fingerprint -> the chain its client sent, for re-verifying ticket resumptions.
-CHAIN_HINTS_MAX = 4096
+#: the largest Certificate message a client may send (``--max-client-chain``): a leaf and a few
+#: intermediates take 1-6 KB; OpenSSL's own default is 100 KB.
+DEFAULT_MAX_CLIENT_CHAIN = 32 * 1024
+#: sessions kept for session-ID resumption (each holds its client's chain, at most
+#: ``max_client_chain`` bytes); OpenSSL's default is 20,480.
+SESSION_CACHE_SIZE = 512
+#: bytes of client-sent intermediates kept so that tickets can be judged exactly (see
+#: :class:`ChainHints`).
+CHAIN_HINTS_MAX_BYTES = 8 * 1024 * 1024
+#: the key of "the client sent no certificate besides its leaf": nothing to remember.
+EMPTY_CHAIN = key_of(())
+
+
+class ChainHints:
+    """The intermediates clients sent in full handshakes, by a digest of the exact list.
+
+    A ticket carries the client's leaf but not what it sent with it, so the digest rides in the
+    ticket (``SSL_SESSION_set1_ticket_appdata``) and the list stays here; a ticket whose list is
+    not here (another worker made it, or it was evicted) is declined and the client does a
+    full handshake: a resumed verdict is always the one a full handshake with the same chain
+    would get now. Bounded in bytes, oldest first out.
+    """
+
+    def __init__(self, max_bytes: int = CHAIN_HINTS_MAX_BYTES) -> None:
+        self._lists: OrderedDict[bytes, tuple[bytes, ...]] = OrderedDict()
+        self._bytes = 0
+        self._max_bytes = max_bytes
+        #: tickets declined because their list was not known here (for the log and bench).
+        self.declined = 0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(lists, bytes)."""
+        return len(self._lists), self._bytes
+
+    def remember(self, sent: Sequence[bytes]) -> bytes:
+        """Keep ``sent`` and return its key."""
+        if not sent:
+            return EMPTY_CHAIN
+        key = key_of(tuple(sent))
+        lists = self._lists
+        if key in lists:
+            lists.move_to_end(key)
+            return key
+        size = sum(map(len, sent))
+        if size > self._max_bytes // 4:
+            return key  # never kept: its tickets are declined
+        lists[key] = tuple(sent)
+        self._bytes += size
+        while self._bytes > self._max_bytes:
+            _, dropped = lists.popitem(last=False)
+            self._bytes -= sum(map(len, dropped))
+        return key
+
+    def clear(self) -> None:
+        """Forget every list (their tickets will be declined)."""
+        self._lists.clear()
+        self._bytes = 0
+
+    def get(self, key: bytes) -> tuple[bytes, ...] | None:
+        """The list for ``key`` (``None`` when not known here)."""
+        if key == EMPTY_CHAIN:
+            return ()
+        return self._lists.get(key)
 
 
 @dataclass(frozen=True)
@@ -49,6 +113,8 @@ class ServerTLSConfig:
     TLS 1.3 suites (default: OpenSSL's). ``reject_at_handshake`` makes ``require`` mode fail
     the handshake when no certificate is sent (``certificate_required`` in TLS 1.3) instead of
     the HTTP 403. ``keylog_path`` writes NSS key-log lines (file mode 0600), for Wireshark.
+    ``max_client_chain`` caps the client's Certificate message in bytes (OpenSSL refuses a
+    longer one in the handshake).
     """
 
     identity: Identity
@@ -59,10 +125,11 @@ class ServerTLSConfig:
     tls13_ciphers: str | None = None
     reject_at_handshake: bool = False
     keylog_path: str | None = None
+    max_client_chain: int = DEFAULT_MAX_CLIENT_CHAIN
 
 
 class ServerContext:
-    """A built server context: the ``OpenSSL.SSL.Context`` and how to judge client certificates.
+    """A built server context: the ``SSL_CTX`` and how to judge client certificates.
 
     Raises :class:`mutls.errors.UsageError` or :class:`mutls.errors.PKIError` (one line naming
     the flag) for a configuration OpenSSL refuses. ``warnings`` are startup lines for the log.
@@ -72,74 +139,102 @@ class ServerContext:
     def __init__(self, config: ServerTLSConfig) -> None:
         self.config = config
         self.warnings: list[str] = []
-        self.verifier = ClientVerifier(config.trust)
-        # True while the handshake's own store holds the current trust (see update_trust).
-        self.handshake_store_current = True
         self.server_cert_pem = config.identity.certificate.public_bytes(
             serialization.Encoding.PEM
         ).decode("ascii")
-        self._chain_hints: OrderedDict[str, tuple[crypto.X509, ...]] = OrderedDict()
+        self.chain_hints = ChainHints()
         self._keylog_fd: int | None = None
-        self.ssl_context = self._build()
+        self.ctx = self._build()
+        # The handshake's security level (a cipher string may change it) judges every path.
+        self.verifier = ClientVerifier(
+            config.trust, security_level=int(lib.SSL_CTX_get_security_level(self.ctx))
+        )
+        lib.SSL_CTX_set1_cert_store(self.ctx, self.verifier.store)
         self._collect_warnings()
 
     # -- building ----------------------------------------------------------------------------
 
-    def _build(self) -> SSL.Context:
+    def _build(self) -> Any:
         config = self.config
-        context = SSL.Context(SSL.TLS_SERVER_METHOD)
-        context.set_min_proto_version(SSL.TLS1_2_VERSION)
-        context.set_max_proto_version(SSL.TLS1_3_VERSION)
+        ctx = ffi.gc(lib.SSL_CTX_new(lib.TLS_server_method()), lib.SSL_CTX_free)
+        if ctx == ffi.NULL:
+            raise MemoryError("SSL_CTX_new failed")
+        lib.SSL_CTX_ctrl(
+            ctx, _openssl.SSL_CTRL_SET_MIN_PROTO_VERSION, _openssl.TLS1_2_VERSION, ffi.NULL
+        )
+        lib.SSL_CTX_ctrl(
+            ctx, _openssl.SSL_CTRL_SET_MAX_PROTO_VERSION, _openssl.TLS1_3_VERSION, ffi.NULL
+        )
         # No client-initiated renegotiation (a DoS lever, and it would re-run verification
         # outside our control); no compression (CRIME).
-        context.set_options(SSL.OP_NO_RENEGOTIATION | SSL.OP_NO_COMPRESSION)
-        context.set_mode(SSL.MODE_RELEASE_BUFFERS)  # idle connections drop their 34 KB buffers
-        self._set_identity(context, config.identity)
-        self._set_ciphers(context)
+        lib.SSL_CTX_set_options(
+            ctx, _openssl.SSL_OP_NO_RENEGOTIATION | _openssl.SSL_OP_NO_COMPRESSION
+        )
+        # Idle connections drop their 34 KB record buffers.
+        lib.SSL_CTX_ctrl(ctx, _openssl.SSL_CTRL_MODE, _openssl.SSL_MODE_RELEASE_BUFFERS, ffi.NULL)
+        # Explicit, whatever the system's openssl.cnf says; a cipher string may change it.
+        lib.SSL_CTX_set_security_level(ctx, SECURITY_LEVEL)
+        self._set_identity(ctx, config.identity)
+        self._set_ciphers(ctx)
         # Tickets and session IDs both need a session id context, or OpenSSL fails every
         # resumption attempt ("session id context uninitialized", alert 80).
-        context.set_session_id(self._session_id_context())
-        context.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
-        context.set_alpn_select_callback(_select_alpn)
-        self._set_client_verification(context)
+        sid = self._session_id_context()
+        lib.SSL_CTX_set_session_id_context(ctx, sid, len(sid))
+        lib.SSL_CTX_ctrl(
+            ctx, _openssl.SSL_CTRL_SET_SESS_CACHE_MODE, _openssl.SSL_SESS_CACHE_SERVER, ffi.NULL
+        )
+        lib.SSL_CTX_ctrl(ctx, _openssl.SSL_CTRL_SET_SESS_CACHE_SIZE, SESSION_CACHE_SIZE, ffi.NULL)
+        # One TLS 1.3 ticket per handshake, not OpenSSL's two: a client resumes with one.
+        lib.SSL_CTX_set_num_tickets(ctx, 1)
+        lib.SSL_CTX_set_session_ticket_cb(ctx, _TICKET_GENERATE, _TICKET_DECRYPT, ffi.NULL)
+        lib.SSL_CTX_ctrl(
+            ctx, _openssl.SSL_CTRL_SET_MAX_CERT_LIST, config.max_client_chain, ffi.NULL
+        )
+        lib.SSL_CTX_set_alpn_select_cb(ctx, _ALPN_CALLBACK, ffi.NULL)
+        self._set_client_verification(ctx)
         if config.keylog_path is not None:
-            self._set_keylog(context, config.keylog_path)
-        # A raw cffi callback, not pyOpenSSL's wrapper: it runs ~20 times per handshake and
-        # only alerts matter, so the common case must cost no more than a bit test.
-        _lib.SSL_CTX_set_info_callback(context._context, _INFO_CALLBACK)
-        return context
+            self._set_keylog(ctx, config.keylog_path)
+        # It runs ~20 times per handshake and only alerts matter: one bit test in the common case.
+        lib.SSL_CTX_set_info_callback(ctx, _INFO_CALLBACK)
+        return ctx
 
     @staticmethod
-    def _set_identity(context: SSL.Context, identity: Identity) -> None:
-        try:
-            context.use_certificate(identity.certificate)
-            context.use_privatekey(identity.key)
-            context.check_privatekey()
-        except SSL.Error:
+    def _set_identity(ctx: Any, identity: Identity) -> None:
+        der = serialization.Encoding.DER
+        key = _openssl.private_key_from_der(
+            identity.key.private_bytes(
+                der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        cert = _openssl.x509_from_der(identity.certificate.public_bytes(der))
+        if not (
+            lib.SSL_CTX_use_certificate(ctx, cert)
+            and lib.SSL_CTX_use_PrivateKey(ctx, key)
+            and lib.SSL_CTX_check_private_key(ctx)
+        ):
+            _openssl.errors()
             raise PKIError(
                 f"server certificate {identity.subject}: the private key does not match it"
-            ) from None
-        for cert in identity.chain:
-            if cert.subject != cert.issuer:  # clients have the root already; don't send it
-                context.add_extra_chain_cert(cert)
+            )
+        for issuer in identity.chain:
+            if issuer.subject != issuer.issuer:  # clients have the root already; don't send it
+                extra = _openssl.x509_from_der(issuer.public_bytes(der))
+                lib.X509_up_ref(extra)  # the context takes this reference
+                lib.SSL_CTX_ctrl(ctx, _openssl.SSL_CTRL_EXTRA_CHAIN_CERT, 0, extra)
 
-    def _set_ciphers(self, context: SSL.Context) -> None:
+    def _set_ciphers(self, ctx: Any) -> None:
         ciphers = self.config.ciphers or DEFAULT_TLS12_CIPHERS
-        try:
-            context.set_cipher_list(ciphers.encode("ascii"))
-        except (SSL.Error, UnicodeEncodeError):
+        if not _ascii_call(lib.SSL_CTX_set_cipher_list, ctx, ciphers):
             raise UsageError(
                 f"--ciphers {ciphers!r}: OpenSSL knows no cipher in this string "
                 "(e.g. 'ECDHE+AESGCM' or 'DEFAULT'; see `openssl ciphers -v`)"
-            ) from None
-        if self.config.tls13_ciphers is not None:
-            try:
-                context.set_tls13_ciphersuites(self.config.tls13_ciphers.encode("ascii"))
-            except (SSL.Error, UnicodeEncodeError):
-                raise UsageError(
-                    f"--tls13-ciphers {self.config.tls13_ciphers!r}: not a list of TLS 1.3 "
-                    "suites (e.g. 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256')"
-                ) from None
+            )
+        suites = self.config.tls13_ciphers
+        if suites is not None and not _ascii_call(lib.SSL_CTX_set_ciphersuites, ctx, suites):
+            raise UsageError(
+                f"--tls13-ciphers {suites!r}: not a list of TLS 1.3 "
+                "suites (e.g. 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256')"
+            )
 
     def _session_id_context(self) -> bytes:
         """Distinct per configuration, so a session never resumes under another mode."""
@@ -148,26 +243,21 @@ class ServerContext:
         digest.update(fingerprint(self.config.identity.certificate).encode())
         return digest.digest()[:32]
 
-    def _set_client_verification(self, context: SSL.Context) -> None:
+    def _set_client_verification(self, ctx: Any) -> None:
         config = self.config
-        store = context.get_cert_store()
-        if store is None:  # pyOpenSSL's typing allows it; a new context always has a store
-            raise RuntimeError("OpenSSL context without a certificate store")
-        self.verifier.populate(store)
         if config.client_cert_mode is ClientCertMode.NONE:
-            context.set_verify(SSL.VERIFY_NONE)
+            lib.SSL_CTX_set_verify(ctx, _openssl.SSL_VERIFY_NONE, ffi.NULL)
             return
-        mode = SSL.VERIFY_PEER
+        mode = _openssl.SSL_VERIFY_PEER
         if config.client_cert_mode is ClientCertMode.REQUIRE and config.reject_at_handshake:
-            mode |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
-        # A raw cffi callback, not pyOpenSSL's wrapper (which builds an X509 object for every
-        # certificate of every handshake): the common case is one integer test per certificate.
-        _lib.SSL_CTX_set_verify(context._context, mode, _VERIFY_CALLBACK)
+            mode |= _openssl.SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+        lib.SSL_CTX_set_verify(ctx, mode, _VERIFY_CALLBACK)
         if config.send_ca_names:
+            der = serialization.Encoding.DER
             for anchor in config.trust.anchors:
-                context.add_client_ca(anchor)
+                lib.SSL_CTX_add_client_CA(ctx, _openssl.x509_from_der(anchor.public_bytes(der)))
 
-    def _set_keylog(self, context: SSL.Context, path: str) -> None:
+    def _set_keylog(self, ctx: Any, path: str) -> None:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             os.fchmod(fd, 0o600)
@@ -175,11 +265,7 @@ class ServerContext:
             raise UsageError(f"{path}: cannot open the key log (--keylog): {exc.strerror}") from exc
         self._keylog_fd = fd
         weakref.finalize(self, os.close, fd)
-
-        def write_line(_connection: SSL.Connection, line: bytes) -> None:
-            os.write(fd, line + b"\n")
-
-        context.set_keylog_callback(write_line)
+        lib.SSL_CTX_set_keylog_callback(ctx, _KEYLOG_CALLBACK)
 
     def _collect_warnings(self) -> None:
         config = self.config
@@ -205,11 +291,14 @@ class ServerContext:
                 "anyone who reads it can decrypt this server's traffic"
             )
 
+    def cipher_names(self) -> list[str]:
+        """The enabled cipher names, TLS 1.3 suites first (OpenSSL's order)."""
+        ssl = ffi.gc(lib.SSL_new(self.ctx), lib.SSL_free)
+        return _openssl.names_of(lib.SSL_get_ciphers(ssl), lib.SSL_CIPHER_get_name)
+
     def _tls12_usable(self) -> bool:
         """Whether some enabled TLS 1.2 cipher can sign with the server's key type."""
-        # A throwaway Connection lists the effective ciphers; no setter runs after this.
-        names = SSL.Connection(self.ssl_context, None).get_cipher_list()
-        tls12 = [n for n in names if not n.startswith("TLS_")]
+        tls12 = [n for n in self.cipher_names() if not n.startswith("TLS_")]
         if isinstance(self.config.identity.key, rsa.RSAPrivateKey):
             return any("ECDSA" not in n for n in tls12)
         return any("ECDSA" in n for n in tls12)  # EC, Ed25519 and Ed448 use the ECDSA suites
@@ -239,46 +328,47 @@ class ServerContext:
         return notes
 
     def update_trust(self, trust: TrustMaterial) -> None:
-        """Judge client certificates by new trust from now on, without a new SSL context.
+        """Judge client certificates by new trust from now on, in this same context.
 
-        Sessions made before keep resuming (same ticket keys) and are judged by the new trust,
-        as are full handshakes (the CertificateRequest's CA names stay those of the start).
+        The handshake's store is replaced, so full handshakes verify against the new trust;
+        resumed sessions are verified again against it too (same ticket keys). The
+        CertificateRequest's CA names stay those of the start.
         """
-        self.verifier = ClientVerifier(trust)
-        self.handshake_store_current = False
-
-    def remember_chain(self, leaf_fingerprint: str, chain: tuple[crypto.X509, ...]) -> None:
-        """Keep the intermediates a client sent: a ticket carries the leaf alone.
-
-        They only help build the chain again (anchors still decide), so a missing hint can
-        only make a resumed certificate look invalid, never valid.
-        """
-        hints = self._chain_hints
-        hints[leaf_fingerprint] = chain
-        hints.move_to_end(leaf_fingerprint)
-        if len(hints) > CHAIN_HINTS_MAX:
-            hints.popitem(last=False)
-
-    def chain_hint(self, leaf_fingerprint: str) -> tuple[crypto.X509, ...]:
-        """The intermediates remembered for a leaf (empty when none)."""
-        return self._chain_hints.get(leaf_fingerprint, ())
+        self.verifier = ClientVerifier(trust, security_level=self.verifier.security_level)
+        lib.SSL_CTX_set1_cert_store(self.ctx, self.verifier.store)
 
 
-def _select_alpn(
-    _connection: SSL.Connection, offered: list[bytes]
-) -> bytes | SSL._NoOverlappingProtocols:
-    """HTTP/1.1 when offered; otherwise carry on without ALPN (clients fall back)."""
-    if ALPN_HTTP11 in offered:
-        return ALPN_HTTP11
-    return SSL.NO_OVERLAPPING_PROTOCOLS
+def _ascii_call(function: Any, ctx: Any, value: str) -> bool:
+    try:
+        encoded = value.encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    ok = bool(function(ctx, encoded))
+    _openssl.errors()
+    return ok
 
 
-def _owner(connection: SSL.Connection) -> TLSConnection | None:
-    ref = connection.get_app_data()
+# -- the callbacks: OpenSSL calls them with an SSL *; owner_of finds its TLSConnection --------
+
+_OWNERS: dict[int, weakref.ref[TLSConnection]] = {}
+
+
+def own(ssl: Any, connection: TLSConnection) -> int:
+    """Let the callbacks find ``connection`` from its ``SSL *``; the key for :func:`disown`."""
+    address = int(ffi.cast("uintptr_t", ssl))
+    _OWNERS[address] = weakref.ref(connection)
+    return address
+
+
+def disown(address: int) -> None:
+    """Forget an ``SSL *`` (before it is freed)."""
+    _OWNERS.pop(address, None)
+
+
+def owner_of(ssl: Any) -> TLSConnection | None:
+    """The :class:`TLSConnection` of an ``SSL *`` (``None`` once it is gone)."""
+    ref = _OWNERS.get(int(ffi.cast("uintptr_t", ssl)))
     return ref() if ref is not None else None
-
-
-_STORE_CTX_SSL_INDEX = int(_lib.SSL_get_ex_data_X509_STORE_CTX_idx())
 
 
 def _on_verify(_ok: int, store_ctx: Any) -> int:
@@ -288,42 +378,109 @@ def _on_verify(_ok: int, store_ctx: Any) -> int:
     store's error is cleared here, so what is not kept here is lost. Fails the handshake (0)
     when the error cannot be recorded: a verdict is never lost silently.
     """
-    code = int(_lib.X509_STORE_CTX_get_error(store_ctx))
-    if ClientVerifier.counts(code):
-        ssl = _lib.X509_STORE_CTX_get_ex_data(store_ctx, _STORE_CTX_SSL_INDEX)
-        connection = SSL.Connection._reverse_mapping.get(ssl)
-        owner = _owner(connection) if connection is not None else None
-        if owner is None:
-            return 0
-        if owner._verify_failure is None:
-            x509 = _lib.X509_STORE_CTX_get_current_cert(store_ctx)
-            _lib.X509_up_ref(x509)
-            cert = crypto.X509._from_raw_x509_ptr(x509)
-            depth = int(_lib.X509_STORE_CTX_get_error_depth(store_ctx))
-            owner._verify_failure = VerifyFailure(code, depth, cert.to_cryptography())
-    _lib.X509_STORE_CTX_set_error(store_ctx, _lib.X509_V_OK)
+    owner = owner_of(lib.X509_STORE_CTX_get_ex_data(store_ctx, _openssl.STORE_CTX_SSL_INDEX))
+    if owner is None:
+        return 0
+    owner.verify_recorder.note(store_ctx)
     return 1
 
 
-_VERIFY_CALLBACK = _ffi.callback("int (*)(int, X509_STORE_CTX *)", _on_verify, error=0)
-
-
-_SSL_CB_ALERT = int(_lib.SSL_CB_ALERT)
-_SSL_CB_READ_ALERT = int(_lib.SSL_CB_READ_ALERT)
-_SSL_CB_WRITE_ALERT = int(_lib.SSL_CB_WRITE_ALERT)
+def _on_alpn(_ssl: Any, out: Any, outlen: Any, offered: Any, offered_len: int, _arg: Any) -> int:
+    """HTTP/1.1 when offered; otherwise carry on without ALPN (clients fall back)."""
+    data = ffi.buffer(offered, offered_len)[:]
+    at = 0
+    while at < len(data):
+        size = data[at]
+        if data[at + 1 : at + 1 + size] == ALPN_HTTP11:
+            out[0] = offered + at + 1
+            outlen[0] = size
+            return _openssl.SSL_TLSEXT_ERR_OK
+        at += 1 + size
+    return _openssl.SSL_TLSEXT_ERR_NOACK
 
 
 def _on_info(ssl: Any, where: int, value: int) -> None:
     """Note the alerts sent and received: the exact reason of a failed handshake."""
-    if where & _SSL_CB_ALERT:
-        connection = SSL.Connection._reverse_mapping.get(ssl)
-        owner = _owner(connection) if connection is not None else None
+    if where & _openssl.SSL_CB_ALERT:
+        owner = owner_of(ssl)
         if owner is None:
             return
-        if where & _SSL_CB_WRITE_ALERT == _SSL_CB_WRITE_ALERT:
-            owner._sent_alert = value & 0xFF
-        elif where & _SSL_CB_READ_ALERT == _SSL_CB_READ_ALERT:
-            owner._received_alert = value & 0xFF
+        if where & _openssl.SSL_CB_WRITE_ALERT == _openssl.SSL_CB_WRITE_ALERT:
+            owner.sent_alert = value & 0xFF
+        elif where & _openssl.SSL_CB_READ_ALERT == _openssl.SSL_CB_READ_ALERT:
+            owner.received_alert = value & 0xFF
 
 
-_INFO_CALLBACK = _ffi.callback("void (*)(const SSL *, int, int)", _on_info)
+def _on_keylog(ssl: Any, line: Any) -> None:
+    owner = owner_of(ssl)
+    fd = owner.context._keylog_fd if owner is not None else None
+    if fd is not None:
+        os.write(fd, ffi.string(line) + b"\n")
+
+
+def _on_ticket_generate(ssl: Any, _arg: Any) -> int:
+    """Put the key of the client's exact chain in the ticket (see :class:`ChainHints`)."""
+    owner = owner_of(ssl)
+    if owner is None:
+        return 1  # no appdata: the ticket will be declined
+    key = owner.chain_key
+    if key is None:
+        sent = _openssl.stack_ders(lib.SSL_get_peer_cert_chain(ssl))
+        key = owner.chain_key = owner.context.chain_hints.remember(sent)
+    lib.SSL_SESSION_set1_ticket_appdata(lib.SSL_get_session(ssl), key, len(key))
+    return 1
+
+
+def _on_ticket_decrypt(
+    ssl: Any, session: Any, _name: Any, _name_len: int, status: int, _arg: Any
+) -> int:
+    """Use a ticket only when this process knows the exact chain it was issued for."""
+    if status not in (_openssl.SSL_TICKET_SUCCESS, _openssl.SSL_TICKET_SUCCESS_RENEW):
+        return _openssl.SSL_TICKET_RETURN_IGNORE_RENEW
+    owner = owner_of(ssl)
+    data = ffi.new("void **")
+    size = ffi.new("size_t *")
+    if owner is None or not lib.SSL_SESSION_get0_ticket_appdata(session, data, size):
+        return _openssl.SSL_TICKET_RETURN_IGNORE_RENEW
+    key = bytes(ffi.buffer(data[0], size[0])) if size[0] == len(EMPTY_CHAIN) else None
+    hints = owner.context.chain_hints
+    if key is None or hints.get(key) is None:
+        hints.declined += 1
+        return _openssl.SSL_TICKET_RETURN_IGNORE_RENEW
+    owner.chain_key = key
+    if status == _openssl.SSL_TICKET_SUCCESS_RENEW:
+        return _openssl.SSL_TICKET_RETURN_USE_RENEW
+    return _openssl.SSL_TICKET_RETURN_USE
+
+
+def _log_callback_error(kind: type[BaseException], value: BaseException, _tb: Any) -> None:
+    from mutls.server.log import log
+
+    log.error("TLS callback failed: %s: %s", kind.__name__, value)
+
+
+_VERIFY_CALLBACK = ffi.callback(
+    "int (*)(int, X509_STORE_CTX *)", _on_verify, error=0, onerror=_log_callback_error
+)
+_ALPN_CALLBACK = ffi.callback(
+    "int (*)(SSL *, const unsigned char **, unsigned char *, const unsigned char *, "
+    "unsigned int, void *)",
+    _on_alpn,
+    error=_openssl.SSL_TLSEXT_ERR_NOACK,
+    onerror=_log_callback_error,
+)
+_INFO_CALLBACK = ffi.callback(
+    "void (*)(const SSL *, int, int)", _on_info, onerror=_log_callback_error
+)
+_KEYLOG_CALLBACK = ffi.callback(
+    "void (*)(const SSL *, const char *)", _on_keylog, onerror=_log_callback_error
+)
+_TICKET_GENERATE = ffi.callback(
+    "int (*)(SSL *, void *)", _on_ticket_generate, error=0, onerror=_log_callback_error
+)
+_TICKET_DECRYPT = ffi.callback(
+    "int (*)(SSL *, SSL_SESSION *, const unsigned char *, size_t, int, void *)",
+    _on_ticket_decrypt,
+    error=_openssl.SSL_TICKET_RETURN_IGNORE_RENEW,
+    onerror=_log_callback_error,
+)

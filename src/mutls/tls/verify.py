@@ -1,156 +1,217 @@
-"""The client-certificate verdict: one set of rules for full and resumed handshakes.
+"""The client-certificate verdict: one chain, one function, every path.
 
-A full handshake verifies the client's chain inside OpenSSL; the verify callback of
-:mod:`mutls.tls.context` hands every error it sees to :meth:`ClientVerifier.note_error`, which
-keeps the first one that counts. A resumed handshake runs no callback at all (and OpenSSL reports
-the stored result as OK), so :meth:`ClientVerifier.verify` checks the stored certificate again
-with ``X509StoreContext`` on a store built by the same :meth:`ClientVerifier.populate`: the same
-anchors, intermediates, CRLs, flags and purpose (``sslclient``, so EKU errors are found as in the
-handshake). :meth:`ClientVerifier.verdict` then applies the rules both paths share (Disallowed,
-the normalisation below) and builds the :class:`ClientCertificate`. Tests hold the two paths to
-the same answer for every kind of certificate.
+OpenSSL builds and verifies the chain; mutls judges *that* chain and nothing else. Every path
+produces the same input, a :class:`Verification` (the chain OpenSSL built, leaf first, and the
+first error that counts), and :meth:`ClientVerifier.verdict` turns it into the
+:class:`ClientCertificate`:
 
-Rules beyond OpenSSL's own:
+- a full handshake: the handshake's verify callback (:mod:`mutls.tls.context`) records the first
+  error and ``SSL_get0_verified_chain`` gives the chain;
+- a resumed session, a certificate forwarded by a trusted proxy, and :meth:`verify_chain`:
+  :meth:`ClientVerifier.verify` runs ``X509_verify_cert`` on the same store, with the same
+  callback, purpose (``ssl_client``) and security level as the handshake, on the leaf and the
+  exact certificates the client sent (the resumption rule is in :mod:`mutls.tls.connection`).
 
-- *Disallowed* certificates are refused wherever they are in the chain, before any other error
-  (an explicit decision of the administrator outranks what OpenSSL found).
-- CRLs are checked for the client's own certificate (``X509_V_FLAG_CRL_CHECK``). A CA without a
-  CRL in the trust material is not checked ("unable to get certificate CRL" is not an error), so
-  a CRL for one CA does not break clients of another; to withdraw an intermediate CA, put it in
-  Disallowed.
-- Weak keys and weak signatures are refused in both paths, whatever the security level:
-  OpenSSL checks them in the handshake (security level 2) but ``X509StoreContext`` has no
-  security level, so without this rule a resumed RSA-1024 or SHA-1 certificate would turn
-  valid. An RSA (or DSA) key under 2048 bits or an EC key under 224 bits is "EE certificate
-  key too weak" for the leaf and "CA certificate key too weak" above it; an MD5 or SHA-1
-  signature, except a self-signed root's own, is "CA signature digest algorithm too weak"
-  (OpenSSL's codes 66-68).
+Rules beyond OpenSSL's own, applied to the chain OpenSSL built (never to the list the client
+sent, never by name):
+
+- *Disallowed* certificates are refused wherever they are in the built chain, before any other
+  error; a certificate matches by its SHA-256 fingerprint or by its public key (SPKI), so a
+  re-issued copy of a withdrawn CA (same key, new certificate) is refused too.
+- A certificate of the built chain that does not parse strictly (``cryptography``: duplicate
+  extensions, BER where DER is required, malformed names) makes the verdict NOT valid, saying so.
+- CRLs are checked for every certificate of the chain (``X509_V_FLAG_CRL_CHECK_ALL``), delta
+  CRLs included (``X509_V_FLAG_USE_DELTAS``); a CA without a CRL in the trust material is not
+  checked ("unable to get certificate CRL" does not count), so a CRL for one CA does not break
+  clients of another.
+- Weak keys and signatures are OpenSSL's security level (2: RSA/DSA ≥ 2048 bits, EC ≥ 224,
+  no SHA-1 or MD5 signatures but a root's own) on every path, set on the standalone check as
+  the handshake sets it.
 - A CA certificate (basicConstraints CA:TRUE) is never a client certificate: "unsuitable
   certificate purpose" (OpenSSL accepts one whose keyUsage allows digitalSignature).
-- A self-signed root the client sends along is ignored: a client cannot bring its own trust
-  anchor, and whether it sent its root or not, an unknown issuer reads "unable to get local
-  issuer certificate" (OpenSSL would say "self-signed certificate in certificate chain" when it
-  was sent).
+- A self-signed root the client sends along is ignored: an unknown issuer reads "unable to get
+  local issuer certificate" whether the client sent its root or not.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
-from OpenSSL import crypto
-from OpenSSL._util import ffi as _ffi
-from OpenSSL._util import lib as _lib
+from cryptography.hazmat.primitives import serialization
 
-from mutls.pki.certs import fingerprint, is_ca_certificate
-from mutls.pki.keys import MIN_RSA_BITS
-from mutls.pki.trust import TrustMaterial
+from mutls.pki.certs import is_ca_certificate
+from mutls.pki.trust import TrustMaterial, spki_sha256
+from mutls.tls import _openssl
+from mutls.tls._openssl import ffi, lib
 from mutls.tls.client_certificate import ClientCertificate
 
 X509_V_ERR_UNABLE_TO_GET_CRL = 3
 X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN = 19
 X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY = 20
 X509_V_ERR_INVALID_PURPOSE = 26
-X509_V_ERR_EE_KEY_TOO_SMALL = 66
-X509_V_ERR_CA_KEY_TOO_SMALL = 67
-X509_V_ERR_CA_MD_TOO_WEAK = 68
-#: the smallest EC key OpenSSL's security level 2 accepts (112-bit security).
-MIN_EC_BITS = 224
-_WEAK_HASHES = {"sha1", "md5"}
 #: the code reported with :data:`DISALLOWED` (OpenSSL's "certificate rejected").
 X509_V_ERR_CERT_REJECTED = 28
+#: the code reported when a certificate does not parse ("unspecified certificate verification
+#: error", X509_V_ERR_UNSPECIFIED): OpenSSL has no code of its own for it.
+X509_V_ERR_UNSPECIFIED = 1
 DISALLOWED = "certificate is in the Disallowed store"
-#: longest issuer walk through the trust material when looking for Disallowed CAs.
-_MAX_WALK = 10
+UNPARSEABLE = "certificate could not be parsed strictly (DER)"
+#: the security level of the handshake, applied to the standalone check too (see module docs).
+SECURITY_LEVEL = 2
+_FLAGS_WITH_CRLS = (
+    _openssl.X509_V_FLAG_CRL_CHECK
+    | _openssl.X509_V_FLAG_CRL_CHECK_ALL
+    | _openssl.X509_V_FLAG_USE_DELTAS
+    | _openssl.X509_V_FLAG_EXTENDED_CRL_SUPPORT
+)
 
 
 def verify_error_text(code: int) -> str:
     """OpenSSL's wording for a verification error code (``X509_verify_cert_error_string``)."""
-    return str(_ffi.string(_lib.X509_verify_cert_error_string(code)).decode("ascii", "replace"))
+    return _openssl.verify_error_text(code)
+
+
+def counts(code: int) -> bool:
+    """Whether an error OpenSSL reported counts against the certificate."""
+    return code != 0 and code != X509_V_ERR_UNABLE_TO_GET_CRL
 
 
 @dataclass(frozen=True)
 class VerifyFailure:
-    """One verification error as OpenSSL reported it: code, depth, and the certificate there."""
+    """One verification error as OpenSSL reported it: code, depth, and the certificate there
+    (its DER)."""
 
     code: int
     depth: int
-    certificate: x509.Certificate | None = None
+    der: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What OpenSSL found for one chain: the chain it built (DER, leaf first, as far as it
+    could build it) and the first error that counts. The one input of a verdict."""
+
+    built: tuple[bytes, ...]
+    failure: VerifyFailure | None
+
+    @property
+    def digest(self) -> bytes:
+        """A short key for what decides the verdict (see :mod:`mutls.tls.verdicts`)."""
+        h = hashlib.sha256()
+        for der in self.built:
+            h.update(len(der).to_bytes(4, "big"))
+            h.update(der)
+        failure = self.failure
+        if failure is not None:
+            h.update(f"|{failure.code}|{failure.depth}".encode())
+        return h.digest()
+
+
+class FailureRecorder:
+    """Keeps the first error that counts, as the verify callback reports them."""
+
+    __slots__ = ("failure",)
+
+    def __init__(self) -> None:
+        self.failure: VerifyFailure | None = None
+
+    def note(self, store_ctx: Any) -> None:
+        """Record the store's current error if it counts and is the first; then clear it."""
+        code = int(lib.X509_STORE_CTX_get_error(store_ctx))
+        if counts(code) and self.failure is None:
+            depth = int(lib.X509_STORE_CTX_get_error_depth(store_ctx))
+            current = lib.X509_STORE_CTX_get_current_cert(store_ctx)
+            der = _openssl.x509_to_der(current) if current != ffi.NULL else None
+            self.failure = VerifyFailure(code, depth, der)
+        lib.X509_STORE_CTX_set_error(store_ctx, _openssl.X509_V_OK)
+
+
+_standalone = threading.local()
+
+
+def _on_standalone_verify(_ok: int, store_ctx: Any) -> int:
+    recorder: FailureRecorder | None = getattr(_standalone, "recorder", None)
+    if recorder is None:
+        return 0
+    recorder.note(store_ctx)
+    return 1
+
+
+_STANDALONE_CALLBACK = ffi.callback("int (*)(int, X509_STORE_CTX *)", _on_standalone_verify, 0)
 
 
 class ClientVerifier:
-    """Verifies client chains against one :class:`TrustMaterial`.
+    """Verifies client chains against one :class:`TrustMaterial` (one trust generation).
 
     Immutable once built; a trust change builds a new verifier (see
-    :meth:`mutls.tls.context.ServerContext.update_trust`).
+    :meth:`mutls.tls.context.ServerContext.update_trust`), and with it a new OpenSSL store.
     """
 
-    def __init__(self, trust: TrustMaterial) -> None:
+    def __init__(self, trust: TrustMaterial, *, security_level: int = SECURITY_LEVEL) -> None:
         self.trust = trust
+        self.security_level = security_level
         self._disallowed = trust.disallowed_fingerprints
-        self._authorities = (*trust.anchors, *trust.intermediates)
-        self.store = crypto.X509Store()
-        self.populate(self.store)
-        # Without CRL flags: the answer when the leaf's issuer has no CRL (see module docs).
-        self._store_without_crls = crypto.X509Store()
-        self.populate(self._store_without_crls, with_crls=False)
+        self._disallowed_keys = trust.disallowed_keys
+        self.store = self.new_store()
 
     @property
     def has_anchors(self) -> bool:
         """True when at least one trust anchor is configured."""
         return bool(self.trust.anchors)
 
-    def populate(self, store: crypto.X509Store, *, with_crls: bool = True) -> None:
-        """Fill an OpenSSL store (the handshake's or our own) with this trust.
+    def new_store(self) -> Any:
+        """A new ``X509_STORE *`` holding this trust (the handshake's and our own).
 
-        Intermediates are added to the store to help build chains; without
-        ``X509_V_FLAG_PARTIAL_CHAIN`` OpenSSL still demands a chain that ends at a self-signed
-        anchor, so an intermediate alone never makes a certificate valid.
+        Intermediates are added to help build chains; without ``X509_V_FLAG_PARTIAL_CHAIN``
+        OpenSSL still demands a chain that ends at a self-signed anchor, so an intermediate
+        alone never makes a certificate valid.
         """
-        for cert in self._authorities:
-            store.add_cert(crypto.X509.from_cryptography(cert))
-        if with_crls and self.trust.crls:
-            for crl in self.trust.crls:
-                store.add_crl(crl)
-            store.set_flags(crypto.X509StoreFlags.CRL_CHECK)
-        # The purpose OpenSSL sets itself when a server verifies a client ("sslclient"): EKU
-        # must allow clientAuth. Set on the store so X509StoreContext checks it too.
-        _lib.X509_STORE_set_purpose(store._store, _lib.X509_PURPOSE_SSL_CLIENT)
+        trust = self.trust
+        store = ffi.gc(lib.X509_STORE_new(), lib.X509_STORE_free)
+        _openssl.add_to_store(
+            store,
+            [
+                c.public_bytes(serialization.Encoding.DER)
+                for c in (*trust.anchors, *trust.intermediates)
+            ],
+            [c.public_bytes(serialization.Encoding.DER) for c in trust.crls],
+        )
+        _openssl.set_flags_and_purpose(store, _FLAGS_WITH_CRLS if trust.crls else 0)
+        return store
 
-    # -- the handshake path -------------------------------------------------------------------
+    # -- the standalone path: resumption, forwarded certificates ------------------------------
 
-    @staticmethod
-    def counts(code: int) -> bool:
-        """Whether an error reported by OpenSSL counts against the certificate."""
-        return code != 0 and code != X509_V_ERR_UNABLE_TO_GET_CRL
-
-    # -- the resumption path ------------------------------------------------------------------
-
-    def verify(
-        self, leaf: crypto.X509, untrusted: Sequence[crypto.X509] = ()
-    ) -> VerifyFailure | None:
-        """Verify ``leaf`` now, with ``untrusted`` certificates to help build the chain.
-
-        Without a callback OpenSSL stops at the first error, which is the first one the
-        handshake callback records; a missing CRL is skipped as the callback skips it.
-        """
-        failure = self._verify_in(self.store, leaf, untrusted)
-        if failure is not None and failure.code == X509_V_ERR_UNABLE_TO_GET_CRL:
-            failure = self._verify_in(self._store_without_crls, leaf, untrusted)
-        return failure
-
-    @staticmethod
-    def _verify_in(
-        store: crypto.X509Store, leaf: crypto.X509, untrusted: Sequence[crypto.X509]
-    ) -> VerifyFailure | None:
+    def verify(self, leaf: bytes, untrusted: Sequence[bytes] = ()) -> Verification:
+        """Verify ``leaf`` (DER) now, with ``untrusted`` (DER) to help build the chain, exactly
+        as a handshake would: same store, purpose, security level, callback."""
         try:
-            crypto.X509StoreContext(store, leaf, list(untrusted)).verify_certificate()
-        except crypto.X509StoreContextError as exc:
-            code, depth = int(exc.errors[0]), int(exc.errors[1])
-            return VerifyFailure(code, depth, exc.certificate.to_cryptography())
-        return None
+            leaf_x509 = _openssl.x509_from_der(leaf)
+        except ValueError:
+            return Verification((leaf,), VerifyFailure(X509_V_ERR_UNSPECIFIED, 0, leaf))
+        others = _openssl.X509Stack(untrusted)
+        ctx = ffi.gc(lib.X509_STORE_CTX_new(), lib.X509_STORE_CTX_free)
+        if not lib.X509_STORE_CTX_init(ctx, self.store, leaf_x509, others.ptr):
+            _openssl.errors()
+            raise MemoryError("X509_STORE_CTX_init failed")
+        lib.X509_STORE_CTX_set_default(ctx, b"ssl_client")
+        lib.X509_VERIFY_PARAM_set_auth_level(
+            lib.X509_STORE_CTX_get0_param(ctx), self.security_level
+        )
+        lib.X509_STORE_CTX_set_verify_cb(ctx, _STANDALONE_CALLBACK)
+        recorder = FailureRecorder()
+        _standalone.recorder = recorder
+        try:
+            lib.X509_verify_cert(ctx)
+        finally:
+            _standalone.recorder = None
+        _openssl.errors()
+        built = _openssl.stack_ders(lib.X509_STORE_CTX_get0_chain(ctx)) or (leaf,)
+        return Verification(built, recorder.failure)
 
     def verify_chain(self, chain: Sequence[x509.Certificate]) -> ClientCertificate:
         """The verdict on a chain that came without a handshake (leaf first), e.g. forwarded
@@ -160,103 +221,101 @@ class ClientVerifier:
         """
         if not chain:
             return ClientCertificate.absent()
-        leaf = crypto.X509.from_cryptography(chain[0])
-        untrusted = [crypto.X509.from_cryptography(c) for c in chain[1:]]
-        return self.verdict(chain, self.verify(leaf, untrusted))
+        ders = [c.public_bytes(serialization.Encoding.DER) for c in chain]
+        return self.verdict(self.verify(ders[0], ders[1:]), sent=tuple(ders[1:]))
 
     # -- the verdict ----------------------------------------------------------------------------
 
     def verdict(
         self,
-        chain: Sequence[x509.Certificate],
-        failure: VerifyFailure | None,
+        verification: Verification,
         *,
+        sent: Sequence[bytes] = (),
         resumed: bool = False,
+        note: str | None = None,
     ) -> ClientCertificate:
-        """The :class:`ClientCertificate` for ``chain`` (leaf first, as sent) and ``failure``."""
-        if not chain:
-            return ClientCertificate.absent()
-        banned = self._disallowed_in(chain)
-        weak = self._weakness_in(chain) if banned is None else None
-        if banned is not None:
-            failure = banned
-            text = DISALLOWED
-        elif weak is not None:
-            failure = weak
-            text = verify_error_text(failure.code)
-        elif failure is not None:
-            failure = _normalise(failure, chain)
-            text = verify_error_text(failure.code)
-        elif is_ca_certificate(chain[0]):
-            failure = VerifyFailure(X509_V_ERR_INVALID_PURPOSE, 0, chain[0])
-            text = verify_error_text(failure.code)
+        """The :class:`ClientCertificate` for what OpenSSL found (the one function of every
+        path). ``sent``: the certificates the client sent besides its leaf (what the app sees
+        as the chain); ``note``: replaces the reason of a failure (e.g. why a resumed chain
+        could not be rebuilt)."""
+        built = verification.built
+        parsed = [_strict(der) for der in built]
+        leaf = parsed[0]
+        shown: tuple[x509.Certificate, ...] = ()
+        if leaf is not None:
+            shown = (leaf, *(c for c in (_strict(d) for d in sent) if c is not None))
+        failure = self._disallowed_in(built, parsed)
+        text = DISALLOWED if failure is not None else None
         if failure is None:
-            return ClientCertificate(present=True, valid=True, chain=tuple(chain), resumed=resumed)
+            unparseable = next((d for d, c in enumerate(parsed) if c is None), None)
+            if unparseable is not None:
+                failure = VerifyFailure(X509_V_ERR_UNSPECIFIED, unparseable, built[unparseable])
+                text = UNPARSEABLE
+        if failure is None and verification.failure is not None:
+            failure = _normalise(verification.failure, built)
+        if failure is None and leaf is not None and is_ca_certificate(leaf):
+            failure = VerifyFailure(X509_V_ERR_INVALID_PURPOSE, 0, built[0])
+        if failure is None:
+            return ClientCertificate(
+                present=True, valid=True, chain=shown, resumed=resumed, verified_chain=built
+            )
+        if text is None:
+            text = note or verify_error_text(failure.code)
+        at = failure.der
         return ClientCertificate(
             present=True,
             valid=False,
             error=text,
             error_code=failure.code,
             error_depth=failure.depth,
-            error_certificate=failure.certificate,
-            chain=tuple(chain),
+            error_certificate=_strict(at) if at is not None else None,
+            chain=shown,
             resumed=resumed,
+            verified_chain=built,
         )
 
-    def _disallowed_in(self, chain: Sequence[x509.Certificate]) -> VerifyFailure | None:
-        """The first Disallowed certificate of the chain, the client's and then our issuers."""
-        if not self._disallowed:
+    def _disallowed_in(
+        self, built: Sequence[bytes], parsed: Sequence[x509.Certificate | None]
+    ) -> VerifyFailure | None:
+        """The first Disallowed certificate of the built chain (by fingerprint or key)."""
+        if not self._disallowed and not self._disallowed_keys:
             return None
-        for depth, cert in enumerate(self._with_issuers(chain)):
-            if fingerprint(cert) in self._disallowed:
-                return VerifyFailure(X509_V_ERR_CERT_REJECTED, depth, cert)
+        for depth, (der, cert) in enumerate(zip(built, parsed, strict=True)):
+            if hashlib.sha256(der).hexdigest() in self._disallowed:
+                return VerifyFailure(X509_V_ERR_CERT_REJECTED, depth, der)
+            if (
+                cert is not None
+                and self._disallowed_keys
+                and spki_sha256(cert) in self._disallowed_keys
+            ):
+                return VerifyFailure(X509_V_ERR_CERT_REJECTED, depth, der)
         return None
 
-    def _weakness_in(self, chain: Sequence[x509.Certificate]) -> VerifyFailure | None:
-        """The first weak key or weak signature of the chain (see the module docs)."""
-        path = self._with_issuers(chain)
-        for depth, cert in enumerate(path):
-            if _key_too_small(cert):
-                code = X509_V_ERR_EE_KEY_TOO_SMALL if depth == 0 else X509_V_ERR_CA_KEY_TOO_SMALL
-                return VerifyFailure(code, depth, cert)
-            top_root = depth == len(path) - 1 and cert.subject == cert.issuer
-            algorithm = cert.signature_hash_algorithm
-            if not top_root and algorithm is not None and algorithm.name in _WEAK_HASHES:
-                return VerifyFailure(X509_V_ERR_CA_MD_TOO_WEAK, depth, cert)
+
+def _strict(der: bytes) -> x509.Certificate | None:
+    """``der`` as a certificate whose every field parses, or ``None``.
+
+    ``cryptography`` parses lazily: a certificate OpenSSL accepted may still hold an extension
+    or a name ``cryptography`` refuses, which would surface as an exception wherever the app
+    reads it. Reading them all here makes such a certificate a verdict, not a traceback.
+    """
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        for extension in cert.extensions:
+            _ = extension.value
+        cert.not_valid_after_utc  # noqa: B018
+        cert.not_valid_before_utc  # noqa: B018
+    except Exception:  # ValueError, DuplicateExtension, UnsupportedGeneralNameType, ...
         return None
-
-    def _with_issuers(self, chain: Sequence[x509.Certificate]) -> list[x509.Certificate]:
-        """``chain`` (without self-signed extras) continued upwards with our anchors and CAs."""
-        path = [chain[0]] + [c for c in chain[1:] if c.subject != c.issuer]
-        current = path[-1]
-        for _ in range(_MAX_WALK):
-            if current.subject == current.issuer:
-                break
-            parent = next(
-                (c for c in self._authorities if c.subject == current.issuer and c not in path),
-                None,
-            )
-            if parent is None:
-                break
-            path.append(parent)
-            current = parent
-        return path
+    return cert
 
 
-def _key_too_small(cert: x509.Certificate) -> bool:
-    """Whether the certificate's key is under OpenSSL security level 2 (112 bits)."""
-    key = cert.public_key()
-    if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey):
-        return key.key_size < MIN_RSA_BITS
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return key.curve.key_size < MIN_EC_BITS
-    return False
-
-
-def _normalise(failure: VerifyFailure, chain: Sequence[x509.Certificate]) -> VerifyFailure:
+def _normalise(failure: VerifyFailure, built: Sequence[bytes]) -> VerifyFailure:
     """Report an untrusted root the client sent as its absence (see the module docs)."""
     if failure.code == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN and failure.depth > 0:
         depth = failure.depth - 1
-        cert = chain[depth] if depth < len(chain) else None
-        return VerifyFailure(X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, depth, cert)
+        der = built[depth] if depth < len(built) else None
+        return VerifyFailure(X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, depth, der)
     return failure
