@@ -352,7 +352,8 @@ def test_sighup_rereads_the_stores(
         )
         process.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 20
-        while log.read_text().count("trust reloaded") < int(workers):
+        reloads = int(workers) + (1 if workers != "1" else 0)  # the supervisor re-reads too
+        while log.read_text().count("trust reloaded") < reloads:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
         for _ in range(int(workers) * 2):  # whichever worker answers
@@ -360,3 +361,41 @@ def test_sighup_rereads_the_stores(
             assert "Hello CN=banned, your certificate is NOT valid" in after.stdout
             assert "certificate is in the Disallowed store" in after.stdout
         assert process.poll() is None
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
+def test_a_respawned_worker_keeps_a_revocation(
+    sandbox_home: Path, test_pki: PKIFiles, tmp_path: Path
+) -> None:
+    # Disallowed + SIGHUP, then every worker killed (as an OOM kill would): the workers the
+    # supervisor starts again judge by the trust in force, not the start-up one.
+    assert run_mutls("certmgr", "-add", "-c", "Trust", test_pki.ca_cert).returncode == 0
+    port = free_port()
+    args = ["serve", "--p12", str(test_pki.p12("server")), "--pkpwd", PASSWORD, "--port"]
+    args += [str(port), "--client-cert", "optional", "--verify", "report", "--workers", "2"]
+    log = tmp_path / "respawn.log"
+    url = f"https://localhost:{port}/"
+    with mutls_server(args, tmp_path, log) as supervisor:
+        deadline = time.monotonic() + 30
+        while len(children_of(supervisor.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        banned = tmp_path / "banned.pem"
+        pki.write_certificate(banned, test_pki.identities["disallowed"].certificate)
+        assert run_mutls("certmgr", "-add", "-c", "Disallowed", banned).returncode == 0
+        supervisor.send_signal(signal.SIGHUP)
+        while log.read_text().count("trust reloaded") < 3:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        first = children_of(supervisor.pid)
+        for pid in first:
+            os.kill(pid, signal.SIGKILL)
+        while (
+            children_of(supervisor.pid) & first or len(children_of(supervisor.pid)) < 2
+        ) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not children_of(supervisor.pid) & first
+        for _ in range(4):  # whichever worker answers
+            after = curl(url, *client(test_pki, "disallowed"))
+            assert "Hello CN=banned, your certificate is NOT valid" in after.stdout
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(20) == 0

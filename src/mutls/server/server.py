@@ -24,6 +24,7 @@ from mutls.tls.options import ClientCertMode
 
 if TYPE_CHECKING:
     from mutls.apps.base import HTTPApp
+    from mutls.apps.forwarded import ForwardedCertificates
     from mutls.tls.context import ServerContext
 
 
@@ -225,29 +226,42 @@ class Server:
         new and resumed sessions alike. On an error the old trust stays (and it is logged).
         """
         state = self.state
-        config = self.config
-        judged = state is not None and (state.tls_context or state.forwarding) is not None
-        if state is None or not judged or config.trust is not None:
+        if state is None:
             return False
-        if config.client_cert is ClientCertMode.NONE:
-            return False
-        try:
-            trust = config.trust_material()
-        except MutlsError as exc:
-            log.error("SIGHUP: trust not reloaded, the old one stays: %s", exc)
-            return False
-        if state.tls_context is not None:
-            state.tls_context.update_trust(trust)
-        if state.forwarding is not None:
-            state.forwarding.update_trust(trust)
-        log.warning(
-            "SIGHUP: trust reloaded (%d anchors, %d intermediates, %d disallowed, %d CRLs)",
-            len(trust.anchors),
-            len(trust.intermediates),
-            len(trust.disallowed),
-            len(trust.crls),
-        )
-        return True
+        return reload_trust(self.config, state.tls_context, state.forwarding)
+
+
+def reload_trust(
+    config: ServerConfig,
+    tls_context: ServerContext | None,
+    forwarding: ForwardedCertificates | None = None,
+) -> bool:
+    """Re-read the trust into what judges client certificates; False when nothing changed.
+
+    The one reload of every process: a worker's on SIGHUP, and the supervisor's, so that a
+    worker it starts later (after a crash) judges by the trust in force, not the start-up one.
+    """
+    if (tls_context or forwarding) is None or config.trust is not None:
+        return False
+    if config.client_cert is ClientCertMode.NONE:
+        return False
+    try:
+        trust = config.trust_material()
+    except MutlsError as exc:
+        log.error("SIGHUP: trust not reloaded, the old one stays: %s", exc)
+        return False
+    if tls_context is not None:
+        tls_context.update_trust(trust)
+    if forwarding is not None:
+        forwarding.update_trust(trust)
+    log.warning(
+        "SIGHUP: trust reloaded (%d anchors, %d intermediates, %d disallowed, %d CRLs)",
+        len(trust.anchors),
+        len(trust.intermediates),
+        len(trust.disallowed),
+        len(trust.crls),
+    )
+    return True
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -2,8 +2,10 @@
 
 Workers inherit the listening sockets (so a dead worker's pending connections stay queued for
 the others) and the built TLS context (so the session-ticket keys are the same in every worker
-and a ticket issued by one resumes on another). The supervisor restarts a worker that dies, and
-on SIGTERM/SIGINT passes the signal on and waits for the workers to drain.
+and a ticket issued by one resumes on another that can judge it). SIGHUP re-reads the trust in
+the supervisor as in every worker, so a worker started after a crash judges by the current one.
+The supervisor restarts a worker that dies, and on SIGTERM/SIGINT passes the signal on and
+waits for the workers to drain.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from mutls.server.server import (
     announce,
     bind_sockets,
     new_event_loop,
+    reload_trust,
     remove_pidfile,
     startup_warnings,
     write_pidfile,
@@ -53,6 +56,9 @@ def run_workers(config: ServerConfig) -> int:
                 os.kill(pid, signal.SIGTERM)
 
     def on_hangup(signum: int, _frame: FrameType | None) -> None:
+        # The supervisor re-reads too: a worker it starts later (after a crash) must judge by
+        # the trust in force now, not the one of the start.
+        reload_trust(config, tls_context)
         for pid in list(workers):  # each worker re-reads the trust itself
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGHUP)
