@@ -92,7 +92,7 @@ def pump_factory(test_pki: PKIFiles) -> Iterator[object]:
     pumps: list[tuple[Pump, threading.Thread]] = []
 
     def start(mode: ClientCertMode = ClientCertMode.OPTIONAL, **options: object) -> Pump:
-        trust = TrustMaterial(
+        trust = options.pop("trust", None) or TrustMaterial(
             anchors=(test_pki.ca.certificate,),
             disallowed=(test_pki.identities["disallowed"].certificate,),
             crls=tuple(pki.load_crls(test_pki.crl_path)),
@@ -188,6 +188,27 @@ def test_s_client_resumption_keeps_the_verdict(
     assert "Reused," in second.stdout, second.stdout
     assert "resumed=True" in second.stdout
     assert expected_status(name) in second.stdout, second.stdout
+
+
+@pytest.mark.parametrize(
+    "args", [["-tls1_2"], ["-tls1_2", "-no_ticket"], ["-tls1_3"]], ids=["ticket", "id", "1.3"]
+)
+def test_s_client_resumption_never_launders_a_sent_disallowed_intermediate(
+    test_pki: PKIFiles, pump_factory: object, tmp_path: Path, args: list[str]
+) -> None:
+    # The intermediate is withdrawn (Disallowed, not in the CA store) and the client sends it:
+    # refused in the full handshake, and on resumption too (it once came back valid).
+    trust = TrustMaterial(
+        anchors=(test_pki.ca.certificate,), disallowed=(test_pki.intermediate.certificate,)
+    )
+    pump = pump_factory(trust=trust)  # type: ignore[operator]
+    session = tmp_path / "session.pem"
+    common = [*args, "-CAfile", test_pki.ca_cert, *cert_args(test_pki, "via-intermediate")]
+    first = s_client(pump, *common, "-sess_out", session)
+    assert "verify=FAILED:certificate is in the Disallowed store" in first.stdout, first.stdout
+    second = s_client(pump, *common, "-sess_in", session)
+    assert "Reused," in second.stdout and "resumed=True" in second.stdout, second.stdout
+    assert "verify=FAILED:certificate is in the Disallowed store" in second.stdout
 
 
 def test_s_client_without_certificate(test_pki: PKIFiles, pump_factory: object) -> None:

@@ -269,6 +269,9 @@ class TLSConnection:
         )
         self.handshake_complete = True
         self._bios_grown = True  # the flights are done: give their buffers back when drained
+        # Reading a certificate may leave notes on the error queue (OpenSSL 3.0 does for
+        # extensions it refuses) that SSL_read would take for its own failure.
+        _lib.ERR_clear_error()
 
     def _client_certificate(self, resumed: bool) -> ClientCertificate:
         """The verdict: :meth:`ClientVerifier.verdict` on what OpenSSL found, now.
