@@ -192,6 +192,13 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
         f"(default {timeouts.app:g}; 0: no limit)",
     )
     group.add_argument(
+        "--max-client-chain",
+        type=size,
+        metavar="BYTES",
+        help="the largest certificate list a client may send; a longer one fails the "
+        f"handshake (default {_default('max_client_chain')})",
+    )
+    group.add_argument(
         "--max-connections",
         type=int,
         metavar="N",
@@ -227,7 +234,7 @@ def limits_from_args(args: argparse.Namespace) -> dict[str, Any]:
     }
     limits = replace(HTTPLimits(), **{k: v for k, v in sizes.items() if v is not None})
     config: dict[str, Any] = {"timeouts": timeouts, "limits": limits}
-    for dest in ("max_connections", "threads", "thread_queue"):
+    for dest in ("max_connections", "threads", "thread_queue", "max_client_chain"):
         if getattr(args, dest, None) is not None:
             config[dest] = getattr(args, dest)
     return config

@@ -15,7 +15,13 @@ from mutls.errors import UsageError
 from mutls.http.connection import HTTPLimits
 from mutls.pki.identity import Identity
 from mutls.pki.trust import TrustMaterial
-from mutls.tls.options import ClientCertMode, VerifyPolicy
+from mutls.tls.options import (
+    DEFAULT_MAX_CLIENT_CHAIN,
+    MAX_CLIENT_CHAIN,
+    MIN_CLIENT_CHAIN,
+    ClientCertMode,
+    VerifyPolicy,
+)
 
 if TYPE_CHECKING:
     from mutls.apps.base import HTTPApp
@@ -76,6 +82,8 @@ class ServerConfig:
     tls13_ciphers: str | None = None
     reject_at_handshake: bool = False
     keylog_path: str | None = None
+    #: ``--max-client-chain``: the largest Certificate message a client may send, in bytes.
+    max_client_chain: int = DEFAULT_MAX_CLIENT_CHAIN
     app: str | object | None = None
     app_dir: str = "."
     root: str | None = None
@@ -128,6 +136,11 @@ class ServerConfig:
                 )
         if self.reject_at_handshake and self.client_cert is not ClientCertMode.REQUIRE:
             raise UsageError("--reject-at-handshake needs --client-cert require")
+        if not MIN_CLIENT_CHAIN <= self.max_client_chain <= MAX_CLIENT_CHAIN:
+            raise UsageError(
+                f"--max-client-chain {self.max_client_chain}: use {MIN_CLIENT_CHAIN} to "
+                f"{MAX_CLIENT_CHAIN} bytes (a leaf and two intermediates take about 4 KB)"
+            )
         if self.root is not None and self.app is not None:
             raise UsageError(
                 "--root and APP contradict each other: static files are served with the "
@@ -237,6 +250,7 @@ class ServerConfig:
                 tls13_ciphers=self.tls13_ciphers,
                 reject_at_handshake=self.reject_at_handshake,
                 keylog_path=self.keylog_path,
+                max_client_chain=self.max_client_chain,
             )
         )
 

@@ -28,7 +28,7 @@ from mutls.pki.trust import TrustMaterial
 from mutls.tls import _openssl
 from mutls.tls._openssl import ffi, lib
 from mutls.tls.ciphers import DEFAULT_TLS12_CIPHERS
-from mutls.tls.options import ClientCertMode, VerifyPolicy
+from mutls.tls.options import DEFAULT_MAX_CLIENT_CHAIN, ClientCertMode, VerifyPolicy
 from mutls.tls.verdicts import key_of
 from mutls.tls.verify import SECURITY_LEVEL, ClientVerifier
 
@@ -36,9 +36,6 @@ if TYPE_CHECKING:
     from mutls.tls.connection import TLSConnection
 
 ALPN_HTTP11 = b"http/1.1"
-#: the largest Certificate message a client may send (``--max-client-chain``): a leaf and a few
-#: intermediates take 1-6 KB; OpenSSL's own default is 100 KB.
-DEFAULT_MAX_CLIENT_CHAIN = 32 * 1024
 #: sessions kept for session-ID resumption (each holds its client's chain, at most
 #: ``max_client_chain`` bytes); OpenSSL's default is 20,480.
 SESSION_CACHE_SIZE = 512

@@ -18,3 +18,10 @@ class VerifyPolicy(enum.Enum):
 
     STRICT = "strict"  #: refused with 403 before the app runs
     REPORT = "report"  #: the app runs and sees ``valid=False`` and the ``error`` (as XSP)
+
+
+#: the largest Certificate message a client may send (``--max-client-chain``): a leaf and a
+#: few intermediates take 1-6 KB; OpenSSL's own default is 100 KB.
+DEFAULT_MAX_CLIENT_CHAIN = 32 * 1024
+MIN_CLIENT_CHAIN = 4 * 1024
+MAX_CLIENT_CHAIN = 100 * 1024
