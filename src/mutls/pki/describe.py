@@ -21,8 +21,8 @@ from mutls.pki.certs import extended_key_usage, fingerprint, parse_certificates,
 from mutls.pki.crl import parse_crls
 from mutls.pki.files import read_file
 from mutls.pki.keys import (
-    PVK_MAGIC,
     describe_key,
+    is_pvk,
     key_matches_certificate,
     load_private_key_bytes,
 )
@@ -260,7 +260,7 @@ def describe_file(path: str, password: PasswordSource) -> FileReport:
 
 def describe_bytes(data: bytes, source: str, password: PasswordSource) -> FileReport:
     """Describe PEM, DER, PKCS#12 or PVK ``data`` (``source`` names it in messages)."""
-    if data[:4] == PVK_MAGIC.to_bytes(4, "little"):
+    if is_pvk(data):
         key = load_private_key_bytes(data, source)
         report = FileReport(source, "Mono/Microsoft PVK private key")
         report.keys.append(_key_report(key, "PVK, unencrypted"))
