@@ -53,8 +53,12 @@ def run_mutls(
     env: dict[str, str] | None = None,
     input: str | None = None,
     timeout: float = 60,
+    umask: int = -1,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m mutls ARGS`` and capture its output (stdin closed unless ``input``)."""
+    """Run ``python -m mutls ARGS`` and capture its output (stdin closed unless ``input``).
+
+    ``umask`` is set in the child only (-1: inherit), as the umask is the whole process's.
+    """
     return subprocess.run(
         [sys.executable, "-m", "mutls", *map(str, args)],
         cwd=cwd,
@@ -64,6 +68,7 @@ def run_mutls(
         capture_output=True,
         text=True,
         timeout=timeout,
+        umask=umask,
     )
 
 
