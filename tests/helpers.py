@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import os
@@ -13,11 +14,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
 
 from mutls import pki
+from mutls.apps.facts import ConnectionFacts
+from mutls.http import Headers, HTTPConnection, Request
 from mutls.pki.certs import build_certificate
 from mutls.server import RunningServer, ServerConfig
 from mutls.tls.verify import verify_error_text
@@ -50,8 +54,12 @@ def run_mutls(
     env: dict[str, str] | None = None,
     input: str | None = None,
     timeout: float = 60,
+    umask: int = -1,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m mutls ARGS`` and capture its output (stdin closed unless ``input``)."""
+    """Run ``python -m mutls ARGS`` and capture its output (stdin closed unless ``input``).
+
+    ``umask`` is set in the child only (-1: inherit), as the umask is the whole process's.
+    """
     return subprocess.run(
         [sys.executable, "-m", "mutls", *map(str, args)],
         cwd=cwd,
@@ -61,6 +69,7 @@ def run_mutls(
         capture_output=True,
         text=True,
         timeout=timeout,
+        umask=umask,
     )
 
 
@@ -311,3 +320,57 @@ class LazyServers:
         for server in self._running.values():
             server.stop(timeout=15)
         self._running.clear()
+
+
+# -- apps driven without a socket ------------------------------------------------------------------
+
+
+class FakeChannel:
+    """Records what an app sends on its :class:`mutls.apps.base.ResponseChannel`."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: Headers = []
+        self.body = b""
+        self.finished = False
+        self.aborted = False
+        self.disconnected = False
+
+    async def start(self, status: int, headers: Headers) -> None:
+        assert not self.status, "head sent twice"
+        self.status, self.headers = status, headers
+
+    async def send(self, data: bytes) -> None:
+        assert self.status, "body before head"
+        self.body += data
+
+    async def finish(self) -> None:
+        self.finished = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    async def wait_disconnected(self) -> None:
+        await asyncio.sleep(3600)
+
+
+def parse_request(raw: bytes) -> Request:
+    """The one request in ``raw`` (a request head, as a client sends it)."""
+    conn = HTTPConnection()
+    conn.receive_data(raw)
+    event = conn.next_event()
+    assert isinstance(event, Request)
+    return event
+
+
+def run_app(app: Any, raw: bytes, facts: ConnectionFacts, body: bytes = b"") -> FakeChannel:
+    """Start ``app``, let it answer the request ``raw`` (bounded: 10 s), stop it."""
+    channel = FakeChannel()
+
+    async def go() -> None:
+        await app.startup()
+        await app.handle(parse_request(raw), body, facts, channel)
+        await app.shutdown()
+
+    asyncio.run(asyncio.wait_for(go(), 10))
+    return channel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from helpers import run_mutls
@@ -48,3 +49,12 @@ def test_demo_refuses_a_directory_with_files(tmp_path: Path) -> None:
     result = run_mutls("demo", "--dir", tmp_path)
     assert result.returncode == 2 and "not empty" in result.stderr
     assert (tmp_path / "root.key").read_text() == "someone's key"
+
+
+def test_demo_directories_are_0700_under_umask_000(tmp_path: Path, sandbox_home: Path) -> None:
+    demo = tmp_path / "new" / "demo"
+    result = run_mutls("demo", "--dir", demo, timeout=90, umask=0)
+    assert result.returncode == 0, result.stdout + result.stderr
+    made = [tmp_path / "new", demo, demo / ".config", demo / ".config/mutls/certs/Trust"]
+    assert {p: oct(stat.S_IMODE(p.stat().st_mode)) for p in made} == dict.fromkeys(made, "0o700")
+    assert stat.S_IMODE((demo / "root.key").stat().st_mode) == 0o600

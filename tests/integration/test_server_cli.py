@@ -21,7 +21,7 @@ from mutls.cli.serve import build_parser, resolve_modes
 from mutls.errors import UsageError
 from mutls.tls import ClientCertMode, VerifyPolicy
 
-from helpers import PASSWORD, PKIFiles, free_port, run_mutls
+from helpers import ARTICLE_MAKECERT, PASSWORD, PKIFiles, free_port, run_mutls
 
 
 @contextmanager
@@ -165,6 +165,50 @@ def test_root_serves_files_but_never_keys(tmp_path: Path) -> None:
         key = curl(f"{base}/root.key", "-w", "%{http_code}")
         assert key.stdout.endswith("404") and "THE CA KEY" not in key.stdout
         assert "Hello from an insecure session." in curl(f"{base}/cctest.aspx").stdout
+
+
+def test_root_never_serves_key_material_in_the_articles_folder(
+    test_pki: PKIFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The folder as the README leaves it, with a backup, a store, a key log and a symlink out.
+    folder = tmp_path / "article"
+    folder.mkdir()
+    for argv in ARTICLE_MAKECERT:
+        assert run_mutls("makecert", *argv, cwd=folder).returncode == 0
+    nodes = ["-in", "poupou.p12", "-out", "poupou.pem", "-nodes", "-passin", f"pass:{PASSWORD}"]
+    assert run_mutls("pkcs12", *nodes, cwd=folder).returncode == 0
+    shutil.copy(folder / "root.key", folder / "root.key.bak")
+    store_env = {"XDG_CONFIG_HOME": str(folder / ".config")}
+    my = ["-add", "-c", "My", "poupou.p12", "-p", PASSWORD]
+    assert run_mutls("certmgr", *my, cwd=folder, env=store_env).returncode == 0
+    stored_key = next((folder / ".config").rglob("*.key")).relative_to(folder)
+    (tmp_path / "outside.txt").write_text("outside the root")
+    (folder / "d").mkdir()
+    (folder / "d" / "index.html").symlink_to(tmp_path / "outside.txt")
+    (folder / "hello.txt").write_text("hello")
+    monkeypatch.setenv("SSLKEYLOGFILE", str(folder / "keys.log"))  # curl's TLS secrets, there
+    port = free_port()
+    args = ["xsp", "--https", "--p12file", str(test_pki.p12("server")), "--pkpwd", PASSWORD]
+    args += ["--port", str(port), "--address", "127.0.0.1", "--root", "."]
+    log = tmp_path / "xsp.log"
+    with mutls_server(args, folder, log):
+        base, tls = f"https://localhost:{port}", ["--cacert", str(test_pki.ca_cert)]
+        assert curl(f"{base}/hello.txt", *tls).stdout == "hello"
+        public = curl(f"{base}/root.cer", *tls, "-o", os.devnull, "-w", "%{http_code}")
+        assert public.stdout == "200"  # a certificate is public: served
+        assert b"CLIENT_" in (folder / "keys.log").read_bytes()
+        for path in ("poupou.pem", "root.key.bak", "keys.log", "d/", str(stored_key)):
+            answer = curl(f"{base}/{path}", *tls, "-w", " %{http_code}")
+            assert answer.stdout == "not found\n 404", path
+    text = log.read_text()
+    for line in (
+        "static file poupou.pem refused (404): key material: PEM private key (PRIVATE KEY)",
+        "static file root.key.bak refused (404): key material: PEM private key (PRIVATE KEY)",
+        "static file keys.log refused (404): key material: TLS key log (",
+        "static file d refused (404): leads outside the root",
+        f"static file {stored_key} refused (404): a dot-file, a dot-directory or '..'",
+    ):
+        assert line in text, line
 
 
 def test_no_root_serves_no_files(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ NSS databases and the Java keystore live under tmp_path (or the sandboxed HOME) 
 from __future__ import annotations
 
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -140,6 +141,27 @@ def test_nss_and_java_install_and_uninstall(
 
     result = run_mutls("certmgr", "--uninstall-root", test_pki.ca_cert, *args)
     assert result.returncode == 0 and result.stdout.count("not installed") == 3
+
+
+def test_directories_made_for_installs_ignore_the_umask(
+    sandbox_home: Path, test_pki: PKIFiles, tmp_path: Path, system_store: dict[str, Path]
+) -> None:
+    need("certutil")
+    # Chromium's ~/.pki/nssdb is the user's: 0700; the local CA directory is read by the
+    # system's tools: 0755, never writable by others. Both made under umask 000.
+    local = tmp_path / "new" / "local-ca"
+    env = {**system_env({**system_store, "local": local}), "MUTLS_SYSTEM_CA_DIR": str(local)}
+    result = run_mutls(
+        "certmgr", "--install-root", test_pki.ca_cert, "--nss", "--system", env=env, umask=0
+    )
+    assert result.returncode == 0, result.stderr
+    made = {
+        sandbox_home / ".pki": 0o700,
+        sandbox_home / ".pki" / "nssdb": 0o700,
+        local.parent: 0o755,
+        local: 0o755,
+    }
+    assert {p: stat.S_IMODE(p.stat().st_mode) for p in made} == made
 
 
 def test_a_missing_tool_names_its_package(

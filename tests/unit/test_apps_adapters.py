@@ -1,8 +1,7 @@
-"""WSGI and ASGI adapters, the test page and static files, driven without a socket."""
+"""WSGI and ASGI adapters and the test page, driven without a socket."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -14,55 +13,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from mutls import client_certificate, pki
-from mutls.apps import ASGIAdapter, StaticFiles, TestPageApp, WSGIAdapter, build_app
+from mutls.apps import ASGIAdapter, TestPageApp, WSGIAdapter, build_app
 from mutls.apps.facts import ConnectionFacts, connection_facts
 from mutls.apps.loader import app_kind
 from mutls.apps.testpage import ANONYMOUS, INSECURE, render
 from mutls.errors import UsageError
-from mutls.http import Headers, HTTPConnection, Request
 from mutls.pki.certs import build_certificate
 from mutls.server.log import printable
 from mutls.tls import ClientCertificate, TLSInfo
 
-from helpers import PKIFiles
-
-
-class FakeChannel:
-    """Records what an adapter sends."""
-
-    def __init__(self) -> None:
-        self.status = 0
-        self.headers: Headers = []
-        self.body = b""
-        self.finished = False
-        self.aborted = False
-        self.disconnected = False
-
-    async def start(self, status: int, headers: Headers) -> None:
-        assert not self.status, "head sent twice"
-        self.status, self.headers = status, headers
-
-    async def send(self, data: bytes) -> None:
-        assert self.status, "body before head"
-        self.body += data
-
-    async def finish(self) -> None:
-        self.finished = True
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    async def wait_disconnected(self) -> None:
-        await asyncio.sleep(3600)
-
-
-def parse(raw: bytes) -> Request:
-    conn = HTTPConnection()
-    conn.receive_data(raw)
-    event = conn.next_event()
-    assert isinstance(event, Request)
-    return event
-
+from helpers import PKIFiles, run_app
 
 GET = (
     b"GET /a%20b?x=1 HTTP/1.1\r\nHost: example.org\r\nX-Twice: 1\r\nX-Twice: 2\r\n"
@@ -92,18 +52,6 @@ def tls_facts(
     return connection_facts(("127.0.0.1", 5555), ("127.0.0.1", 4433), info)
 
 
-def run(app: Any, raw: bytes, facts: ConnectionFacts, body: bytes = b"") -> FakeChannel:
-    channel = FakeChannel()
-
-    async def go() -> None:
-        await app.startup()
-        await app.handle(parse(raw), body, facts, channel)
-        await app.shutdown()
-
-    asyncio.run(asyncio.wait_for(go(), 10))
-    return channel
-
-
 # -- WSGI ---------------------------------------------------------------------------------------
 
 
@@ -117,7 +65,7 @@ def wsgi_echo(environ: dict[str, Any], start_response: Callable[..., Any]) -> It
 
 def test_wsgi_environ_has_mod_ssl_names(test_pki: PKIFiles) -> None:
     poupou = test_pki.identities["poupou"]
-    channel = run(WSGIAdapter(wsgi_echo), GET, tls_facts(poupou, valid=True))
+    channel = run_app(WSGIAdapter(wsgi_echo), GET, tls_facts(poupou, valid=True))
     env = json.loads(channel.body)
     assert channel.status == 200 and channel.finished
     assert env["HTTPS"] == "on" and env["wsgi.url_scheme"] == "https"
@@ -146,7 +94,7 @@ def test_wsgi_environ_has_mod_ssl_names(test_pki: PKIFiles) -> None:
 
 def test_wsgi_chain_and_failure(test_pki: PKIFiles) -> None:
     castor = test_pki.identities["via-intermediate"]
-    channel = run(
+    channel = run_app(
         WSGIAdapter(wsgi_echo), GET, tls_facts(castor, valid=False, error="certificate revoked")
     )
     env = json.loads(channel.body)
@@ -159,11 +107,11 @@ def test_wsgi_chain_and_failure(test_pki: PKIFiles) -> None:
 
 
 def test_wsgi_without_certificate_and_without_tls() -> None:
-    env = json.loads(run(WSGIAdapter(wsgi_echo), GET, tls_facts(None, valid=False)).body)
+    env = json.loads(run_app(WSGIAdapter(wsgi_echo), GET, tls_facts(None, valid=False)).body)
     assert env["SSL_CLIENT_VERIFY"] == "NONE"
     assert "SSL_CLIENT_S_DN" not in env
     plain = connection_facts(("127.0.0.1", 1), ("127.0.0.1", 2))
-    env = json.loads(run(WSGIAdapter(wsgi_echo), GET, plain).body)
+    env = json.loads(run_app(WSGIAdapter(wsgi_echo), GET, plain).body)
     assert env["wsgi.url_scheme"] == "http"
     assert "HTTPS" not in env and "SSL_CLIENT_VERIFY" not in env
     assert env["has_cert_object"] == "False"
@@ -176,7 +124,7 @@ def test_wsgi_body_and_write_callable() -> None:
         return [b"", environ["wsgi.input"].read(), b" late"]
 
     raw = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\n"
-    channel = run(WSGIAdapter(app), raw, connection_facts(None, None), body=b"data")
+    channel = run_app(WSGIAdapter(app), raw, connection_facts(None, None), body=b"data")
     assert channel.status == 201
     assert (b"X-A", b"b") in channel.headers
     assert channel.body == b"early data late"
@@ -186,7 +134,7 @@ def test_wsgi_app_failing_before_its_head_gives_500() -> None:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         raise RuntimeError("boom")
 
-    channel = run(WSGIAdapter(app), GET, connection_facts(None, None))
+    channel = run_app(WSGIAdapter(app), GET, connection_facts(None, None))
     assert channel.status == 500 and channel.finished
 
 
@@ -196,7 +144,7 @@ def test_wsgi_app_failing_after_its_head_aborts() -> None:
         yield b"part"
         raise RuntimeError("boom")
 
-    channel = run(WSGIAdapter(app), GET, connection_facts(None, None))
+    channel = run_app(WSGIAdapter(app), GET, connection_facts(None, None))
     assert channel.status == 200 and channel.aborted and not channel.finished
 
 
@@ -223,7 +171,7 @@ async def asgi_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
 def test_asgi_scope_and_tls_extension(test_pki: PKIFiles) -> None:
     castor = test_pki.identities["via-intermediate"]
     facts = tls_facts(castor, valid=False, error="certificate has expired")
-    channel = run(ASGIAdapter(asgi_echo), GET, facts, body=b"xyz")
+    channel = run_app(ASGIAdapter(asgi_echo), GET, facts, body=b"xyz")
     scope = json.loads(channel.body)
     assert scope["type"] == "http" and scope["asgi"]["version"] == "3.0"
     assert scope["scheme"] == "https" and scope["http_version"] == "1.1"
@@ -255,16 +203,16 @@ def test_asgi_scope_and_tls_extension(test_pki: PKIFiles) -> None:
 
 
 def test_asgi_tls_extension_without_certificate_and_absent_on_plain_http() -> None:
-    tls = json.loads(run(ASGIAdapter(asgi_echo), GET, tls_facts(None, valid=False)).body)["tls"]
+    tls = json.loads(run_app(ASGIAdapter(asgi_echo), GET, tls_facts(None, valid=False)).body)["tls"]
     assert tls["client_cert_chain"] == [] and tls["client_cert_name"] is None
     assert tls["client_cert_error"] is None
-    plain = json.loads(run(ASGIAdapter(asgi_echo), GET, connection_facts(None, None)).body)
+    plain = json.loads(run_app(ASGIAdapter(asgi_echo), GET, connection_facts(None, None)).body)
     assert plain["tls"] is None and plain["scheme"] == "http" and plain["cert_valid"] is None
 
 
 def test_asgi_valid_certificate_has_no_error(test_pki: PKIFiles) -> None:
     facts = tls_facts(test_pki.identities["poupou"], valid=True)
-    tls = json.loads(run(ASGIAdapter(asgi_echo), GET, facts).body)["tls"]
+    tls = json.loads(run_app(ASGIAdapter(asgi_echo), GET, facts).body)["tls"]
     assert tls["client_cert_error"] is None and tls["client_cert_name"] == "CN=poupou"
 
 
@@ -287,7 +235,7 @@ def test_asgi_lifespan_is_run_when_supported() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body})
 
-    channel = run(ASGIAdapter(app), GET, connection_facts(None, None))
+    channel = run_app(ASGIAdapter(app), GET, connection_facts(None, None))
     assert channel.body == b"ready"
     assert log == ["lifespan.startup", "lifespan.shutdown"]
 
@@ -298,7 +246,7 @@ def test_asgi_lifespan_failure_stops_startup() -> None:
         await send({"type": "lifespan.startup.failed", "message": "no database"})
 
     with pytest.raises(Exception, match="no database"):
-        run(ASGIAdapter(app), GET, connection_facts(None, None))
+        run_app(ASGIAdapter(app), GET, connection_facts(None, None))
 
 
 def test_asgi_app_without_response_gives_500_and_half_response_aborts() -> None:
@@ -306,7 +254,7 @@ def test_asgi_app_without_response_gives_500_and_half_response_aborts() -> None:
         if scope["type"] == "http":
             return
 
-    assert run(ASGIAdapter(silent), GET, connection_facts(None, None)).status == 500
+    assert run_app(ASGIAdapter(silent), GET, connection_facts(None, None)).status == 500
 
     async def half(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -315,7 +263,7 @@ def test_asgi_app_without_response_gives_500_and_half_response_aborts() -> None:
         await send({"type": "http.response.body", "body": b"a", "more_body": True})
         raise RuntimeError("boom")
 
-    channel = run(ASGIAdapter(half), GET, connection_facts(None, None))
+    channel = run_app(ASGIAdapter(half), GET, connection_facts(None, None))
     assert channel.aborted and not channel.finished
 
 
@@ -380,54 +328,7 @@ def test_page_and_404_through_the_app() -> None:
     app = TestPageApp()
     facts = connection_facts(None, None)
     assert (
-        INSECURE.encode() in run(app, b"GET /cctest.aspx HTTP/1.1\r\nHost: h\r\n\r\n", facts).body
+        INSECURE.encode()
+        in run_app(app, b"GET /cctest.aspx HTTP/1.1\r\nHost: h\r\n\r\n", facts).body
     )
-    assert run(app, b"GET /root.key HTTP/1.1\r\nHost: h\r\n\r\n", facts).status == 404
-
-
-# -- static files -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    root = tmp_path / "site"
-    (root / "sub").mkdir(parents=True)
-    (root / "index.html").write_text("home")
-    (root / "sub" / "a.txt").write_text("a")
-    for name in ("root.key", "poupou.p12", "old.PFX", "mono.pvk"):
-        (root / name).write_text("secret")
-    (tmp_path / "outside.txt").write_text("outside")
-    (root / "link.txt").symlink_to(tmp_path / "outside.txt")
-    return root
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/root.key",
-        "/poupou.p12",
-        "/old.PFX",
-        "/mono.pvk",
-        "/../outside.txt",
-        "/sub/../../outside.txt",
-        "/link.txt",
-        "/sub\\..\\..\\outside.txt",
-        "/missing",
-    ],
-)
-def test_static_files_never_serve_keys_or_escape_the_root(site: Path, path: str) -> None:
-    assert StaticFiles(site).resolve(path) is None
-
-
-def test_static_files_serve_what_is_inside(site: Path) -> None:
-    static = StaticFiles(site)
-    assert static.resolve("/sub/a.txt") == (site / "sub" / "a.txt").resolve()
-    assert static.resolve("/") == (site / "index.html").resolve()
-    app = TestPageApp(static)
-    facts = connection_facts(None, None)
-    channel = run(app, b"GET /sub/a.txt HTTP/1.1\r\nHost: h\r\n\r\n", facts)
-    assert channel.status == 200 and channel.body == b"a"
-    # the page keeps its paths even with a root
-    assert INSECURE.encode() in run(app, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", facts).body
-    key = run(app, b"GET /root.key HTTP/1.1\r\nHost: h\r\n\r\n", facts)
-    assert key.status == 404 and b"secret" not in key.body
+    assert run_app(app, b"GET /root.key HTTP/1.1\r\nHost: h\r\n\r\n", facts).status == 404

@@ -192,6 +192,57 @@ def test_non_ca_into_trust_warns(
     assert code == 0 and "has no basicConstraints" in err
 
 
+# -- directory modes: the umask decides nothing -------------------------------------------------
+
+
+def modes(base: Path, *paths: str) -> dict[str, str]:
+    """``{path: mode in octal}``, so a failure shows every mode at once."""
+    return {p: oct(stat.S_IMODE((base / p).stat().st_mode)) for p in paths}
+
+
+def test_user_stores_are_0700_under_umask_000(
+    sandbox_home: Path, test_pki: PKIFiles, root_cer: Path
+) -> None:
+    # $XDG_CONFIG_HOME does not exist yet: it is made too. A subprocess, as umask is per process.
+    for argv in (
+        ["-add", "-c", "Trust", root_cer],
+        ["-add", "-crl", "Trust", test_pki.crl_path],
+        ["-add", "-c", "My", test_pki.p12("via-intermediate"), "-p", PASSWORD],  # My and CA
+        ["-add", "-c", "Trust", root_cer, "--mono"],
+    ):
+        result = run_mutls("certmgr", *argv, umask=0)
+        assert result.returncode == 0, result.stderr
+    made = [".config", ".config/mutls", ".config/mutls/certs", ".config/.mono"]
+    made += [f".config/mutls/certs/{s}" for s in ("Trust", "Trust/crl", "My", "CA")]
+    made += [".config/.mono/certs", ".config/.mono/certs/Trust"]
+    assert modes(sandbox_home, *made) == dict.fromkeys(made, "0o700")
+    # files keep their modes: certificates 0644, keys 0600
+    my = store.open_store("My").certificates()[0]
+    assert my.key_path is not None
+    assert modes(my.path.parent, my.path.name, my.key_path.name) == {
+        my.path.name: "0o644",
+        my.key_path.name: "0o600",
+    }
+
+
+def test_machine_stores_are_never_writable_by_others_under_umask_000(
+    sandbox_home: Path, test_pki: PKIFiles, root_cer: Path
+) -> None:
+    # every user's server reads the machine's Trust, so 0755; its My holds keys, so 0700
+    machine = store.store_root(machine=True)
+    for argv in (
+        ["-add", "-c", "-m", "Trust", root_cer],
+        ["-add", "-c", "-m", "My", test_pki.p12("poupou"), "-p", PASSWORD],
+    ):
+        result = run_mutls("certmgr", *argv, umask=0)
+        assert result.returncode == 0, result.stderr
+    assert modes(machine.parent, machine.name, f"{machine.name}/Trust", f"{machine.name}/My") == {
+        machine.name: "0o755",
+        f"{machine.name}/Trust": "0o755",
+        f"{machine.name}/My": "0o700",
+    }
+
+
 # -- bad input: one line, non-zero, store unchanged ----------------------------------------------
 
 

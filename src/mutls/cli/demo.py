@@ -29,6 +29,7 @@ from mutls.apps.testpage import ANONYMOUS, INSECURE
 from mutls.cli.common import ArgumentParser
 from mutls.client.http import summary_line
 from mutls.errors import MutlsError
+from mutls.pki.files import make_directories
 
 HELP = "play the article end to end and print the four outcomes"
 PASSWORD = "s3kr3t"  # noqa: S105 - the article's demo password, for throwaway files
@@ -272,7 +273,10 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     if args.dir is not None:
         directory = Path(args.dir).resolve()
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            make_directories(directory)
+        except OSError as exc:
+            raise MutlsError(f"--dir {directory}: cannot create: {exc.strerror}") from None
         if any(directory.iterdir()):
             raise MutlsError(f"--dir {directory}: not empty (the demo makes fresh files)")
         return 0 if play(directory) else 1

@@ -21,13 +21,14 @@ from mutls.pki.certs import extended_key_usage, fingerprint, parse_certificates,
 from mutls.pki.crl import parse_crls
 from mutls.pki.files import read_file
 from mutls.pki.keys import (
-    PVK_MAGIC,
     describe_key,
+    is_pvk,
     key_matches_certificate,
     load_private_key_bytes,
 )
 from mutls.pki.names import eku_name
 from mutls.pki.pkcs12 import describe_p12_algorithms, parse_p12
+from mutls.pki.sniff import is_pkcs12
 from mutls.pki.weakness import (
     extension_value,
     is_self_signed,
@@ -260,7 +261,7 @@ def describe_file(path: str, password: PasswordSource) -> FileReport:
 
 def describe_bytes(data: bytes, source: str, password: PasswordSource) -> FileReport:
     """Describe PEM, DER, PKCS#12 or PVK ``data`` (``source`` names it in messages)."""
-    if data[:4] == PVK_MAGIC.to_bytes(4, "little"):
+    if is_pvk(data):
         key = load_private_key_bytes(data, source)
         report = FileReport(source, "Mono/Microsoft PVK private key")
         report.keys.append(_key_report(key, "PVK, unencrypted"))
@@ -307,7 +308,7 @@ def _pem_format(label: str) -> str:
 
 
 def _describe_der(data: bytes, source: str, password: PasswordSource) -> FileReport:
-    if _looks_like_p12(data):
+    if is_pkcs12(data):
         secret = password(f"Enter Import Password for {source}:")
         key, cert, others = parse_p12(data, source, secret)
         report = FileReport(source, "PKCS#12")
@@ -336,14 +337,6 @@ def _describe_der(data: bytes, source: str, password: PasswordSource) -> FileRep
     report = FileReport(source, "DER private key")
     report.keys.append(_key_report(key, "DER"))
     return report
-
-
-def _looks_like_p12(data: bytes) -> bool:
-    # PFX ::= SEQUENCE { version INTEGER (3), ... }: the version follows the outer length.
-    if len(data) < 8 or data[0] != 0x30:
-        return False
-    header = 2 + (data[1] & 0x7F if data[1] & 0x80 else 0)
-    return data[header : header + 3] == b"\x02\x01\x03"
 
 
 def _fill(

@@ -1,4 +1,5 @@
-"""Writing files safely: atomically, never clobbering by accident, keys readable by the owner."""
+"""Writing files safely: atomically, never clobbering by accident, keys readable by the owner,
+directories with the mode mutls chose whatever the umask."""
 
 from __future__ import annotations
 
@@ -12,6 +13,38 @@ from mutls.errors import PKIError
 
 PRIVATE = 0o600
 PUBLIC = 0o644
+#: every directory mutls makes for one user (stores, NSS databases, the demo's folder).
+PRIVATE_DIR = 0o700
+#: a machine-wide directory of certificates that every user's server must read.
+PUBLIC_DIR = 0o755
+
+
+def make_directories(path: str | os.PathLike[str], mode: int = PRIVATE_DIR) -> Path:
+    """Create ``path`` and each missing parent with exactly ``mode``, whatever the umask.
+
+    ``mkdir(mode)`` is masked by the umask, so under ``umask 000`` a plain ``mkdir -p`` made
+    ``~/.config/mutls/certs`` world-writable: another user could replace ``Trust/``. Each
+    directory this call creates is made with ``mode`` (the umask can only narrow it, never
+    widen it) and then set to ``mode``; directories that existed are left as they are. Raises
+    ``OSError``; a path that exists and is not a directory raises ``FileExistsError``.
+    """
+    target = Path(path)
+    missing: list[Path] = []
+    current = target
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+        except FileExistsError:
+            if directory.is_dir():
+                continue  # made meanwhile by someone else: theirs, not ours to change
+            raise
+        os.chmod(directory, mode)
+    return target
 
 
 def write_file(

@@ -115,7 +115,7 @@ def write_private_key(
 
 def load_private_key_bytes(data: bytes, source: str, password: str | None = None) -> PrivateKey:
     """Read a PEM or DER key (PKCS#8, PKCS#1, SEC1) or a Mono PVK from bytes."""
-    if data[:4] == struct.pack("<I", PVK_MAGIC):
+    if is_pvk(data):
         return load_pvk(data, source)
     secret = password.encode() if password else None
     loader = (
@@ -163,6 +163,11 @@ def _checked(key: object, source: str) -> PrivateKey:
 PVK_MAGIC = 0xB0B5F11E
 _PVK_HEADER = struct.Struct("<IIIIII")
 _RSA2 = 0x32415352
+
+
+def is_pvk(data: bytes) -> bool:
+    """True when ``data`` starts as a PVK file does (its magic number, little-endian)."""
+    return data[:4] == PVK_MAGIC.to_bytes(4, "little")
 
 
 def load_pvk(data: bytes, source: str) -> rsa.RSAPrivateKey:

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mutls.errors import FileFormatError, PKIError, WrongPasswordError
+from mutls.pki import der
 from mutls.pki.keys import PrivateKey
 
 MODERN_KDF_ROUNDS = 100_000
@@ -64,7 +65,7 @@ def parse_p12(
     try:
         key, cert, others = pkcs12.load_key_and_certificates(data, secret)
     except ValueError:
-        if not _outer_der_intact(data):
+        if not der.is_sequence(data):
             raise FileFormatError(f"{source}: not a PKCS#12 file, or corrupt/truncated") from None
         if not password:
             raise WrongPasswordError(f"{source}: a password is needed to open it") from None
@@ -74,20 +75,6 @@ def parse_p12(
     from mutls.pki.keys import _checked
 
     return (_checked(key, source) if key is not None else None), cert, list(others)
-
-
-def _outer_der_intact(data: bytes) -> bool:
-    """True when ``data`` is one complete DER SEQUENCE (its length matches the bytes)."""
-    if len(data) < 2 or data[0] != 0x30:
-        return False
-    first = data[1]
-    if first < 0x80:
-        return 2 + first == len(data)
-    count = first & 0x7F
-    if count == 0 or count > 4 or len(data) < 2 + count:
-        return False
-    length = int.from_bytes(data[2 : 2 + count], "big")
-    return 2 + count + length == len(data)
 
 
 # -- what protects a PKCS#12 file ------------------------------------------------------------------
@@ -114,46 +101,22 @@ _DIGESTS = {
 }
 
 
-def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, start of content, end of content) of the DER element at ``pos``."""
-    tag, first = data[pos], data[pos + 1]
-    pos += 2
-    if first & 0x80:
-        count = first & 0x7F
-        length = int.from_bytes(data[pos : pos + count], "big")
-        pos += count
-    else:
-        length = first
-    if pos + length > len(data):
-        raise ValueError("truncated")
-    return tag, pos, pos + length
-
-
 def _walk(data: bytes, start: int, end: int, depth: int, out: list[tuple[int, bytes]]) -> None:
     pos = start
     while pos < end:
-        tag, body, stop = _tlv(data, pos)
-        if tag == 0x06:
+        tag, body, stop = der.element(data, pos)
+        if tag == der.OID:
             out.append((tag, data[body:stop]))
-        elif tag == 0x02 and stop - body <= 4:
+        elif tag == der.INTEGER and stop - body <= 4:
             out.append((tag, data[body:stop]))
-        elif depth < 24 and (tag & 0x20 or (tag == 0x04 and data[body : body + 1] == b"\x30")):
+        elif depth < 24 and (
+            tag & 0x20 or (tag == der.OCTET_STRING and data[body : body + 1] == b"\x30")
+        ):
             try:
                 _walk(data, body, stop, depth + 1, out)
             except (ValueError, IndexError):
                 pass  # an OCTET STRING that only looked like DER
         pos = stop
-
-
-def _oid_text(raw: bytes) -> str:
-    first, rest, value, parts = raw[0], raw[1:], 0, []
-    parts = [str(min(first // 40, 2)), str(first - 40 * min(first // 40, 2))]
-    for byte in rest:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            parts.append(str(value))
-            value = 0
-    return ".".join(parts)
 
 
 def describe_p12_algorithms(data: bytes) -> list[str]:
@@ -163,16 +126,16 @@ def describe_p12_algorithms(data: bytes) -> list[str]:
     """
     try:
         elements: list[tuple[int, bytes]] = []
-        _tag, body, stop = _tlv(data, 0)
+        _tag, body, stop = der.element(data, 0)
         _walk(data, body, stop, 0, elements)
     except (ValueError, IndexError):
         return []
     facts: dict[str, str] = {}
     target: str | None = None
     for i, (tag, raw) in enumerate(elements):
-        if tag != 0x06:
+        if tag != der.OID:
             continue
-        oid = _oid_text(raw)
+        oid = der.oid_text(raw)
         if oid == _ENCRYPTED_DATA:
             target = "certificates"
         elif oid == _SHROUDED_KEY_BAG:
@@ -182,7 +145,7 @@ def describe_p12_algorithms(data: bytes) -> list[str]:
             target = None
         elif oid in _DIGESTS:
             # the last digest in the file is macData's; an INTEGER after it is the iteration count
-            rounds = [r for t, r in elements[i + 1 :] if t == 0x02]
+            rounds = [r for t, r in elements[i + 1 :] if t == der.INTEGER]
             count = f", {int.from_bytes(rounds[-1], 'big')} iterations" if rounds else ""
             facts["MAC"] = _DIGESTS[oid] + count
     facts.setdefault("certificates", "not encrypted")

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from mutls.errors import MutlsError
 from mutls.pki.certs import fingerprint, parse_certificates
 from mutls.pki.crl import parse_crls
-from mutls.pki.files import PRIVATE, PUBLIC, write_file
+from mutls.pki.files import PRIVATE, PRIVATE_DIR, PUBLIC, PUBLIC_DIR, make_directories, write_file
 from mutls.pki.keys import (
     PrivateKey,
     key_matches_certificate,
@@ -324,10 +324,13 @@ class CertificateStore:
                 f"{directory}: is not a directory, cannot write the {self.name.value} store "
                 "(move the file away)"
             )
+        # 0700 whatever the umask; a machine store's certificates are read by every user's
+        # server, so its directories are 0755 (never writable by others), except My's keys.
+        public = self.machine and not self.name.holds_keys
         try:
-            directory.mkdir(mode=0o700 if self.name.holds_keys else 0o755, parents=True)
-        except FileExistsError:
-            pass
+            if self.machine:
+                make_directories(self.directory.parent, PUBLIC_DIR)
+            make_directories(directory, PUBLIC_DIR if public else PRIVATE_DIR)
         except OSError as exc:
             raise StoreError(
                 f"{directory}: cannot create the {self.name.value} store: {exc.strerror}"

@@ -32,7 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mutls.errors import MutlsError
-from mutls.pki.files import PUBLIC, write_file
+from mutls.pki.files import PUBLIC, PUBLIC_DIR, make_directories, write_file
 from mutls.store import nss
 from mutls.store.tools import Outcome, ToolMissing, entry_name, run_tool
 
@@ -84,7 +84,7 @@ def install_system(cert: x509.Certificate) -> Outcome:
     if path.exists() and path.read_bytes() == _pem(cert):
         return Outcome(f"system {path}", "already installed")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_directories(path.parent, PUBLIC_DIR)  # read by update-ca-certificates and others
     except OSError as exc:
         raise MutlsError(f"{path.parent}: cannot create: {exc.strerror}{_root_hint(exc)}") from exc
     try:

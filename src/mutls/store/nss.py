@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mutls.pki.files import PRIVATE, write_file
+from mutls.pki.files import PRIVATE, make_directories, write_file
 from mutls.store.locations import StoreError
 from mutls.store.tools import Outcome, entry_name, run_tool
 
@@ -52,7 +52,7 @@ def ensure_db(db: Path) -> None:
     if (db / "cert9.db").exists():
         return
     try:
-        db.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_directories(db)
     except OSError as exc:
         raise StoreError(f"{db}: cannot create the NSS database: {exc.strerror}") from exc
     run_tool(["certutil", "-N", "-d", _spec(db), "--empty-password"])
