@@ -175,10 +175,9 @@ def software_versions() -> dict[str, str]:
             )
             versions["hypercorn"] = f"hypercorn {p['hypercorn']} (asyncio), {p['ssl']} (stdlib ssl)"
             versions["granian"] = f"granian {p['granian']}, rustls (built into granian)"
-    from OpenSSL import SSL
+    from mutls.tls import _openssl
 
-    tls = SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode()
-    versions["mutls"] = f"mutls (pyOpenSSL), {tls} (bundled with cryptography)"
+    versions["mutls"] = f"mutls (cffi ABI), {_openssl.VERSION} (the stdlib ssl's library)"
     versions["loadgen"] = f"bench/loadgen.c, {_run(['openssl', 'version']).stdout.strip()}"
     return versions
 
