@@ -294,16 +294,24 @@ def verify_error_text(code: int) -> str:
     return text(lib.X509_verify_cert_error_string(code)) or f"verify error {code}"
 
 
-def x509_from_der(der: bytes) -> Any:
-    """A new ``X509 *`` (freed by the garbage collector); raises ValueError when OpenSSL
-    cannot read ``der``."""
+def _decode(decode: Any, free: Any, der: bytes, what: str, *, secret: bool = False) -> Any:
+    """``decode(NULL, &p, len)`` on ``der``: a new object freed by the garbage collector;
+    raises ValueError naming ``what`` when OpenSSL cannot read it. ``secret``: wipe our
+    copy of the bytes afterwards."""
     source = ffi.new("unsigned char[]", der)
     cursor = ffi.new("const unsigned char **", source)
-    x509 = lib.d2i_X509(ffi.NULL, cursor, len(der))
-    if x509 == ffi.NULL:
+    made = decode(ffi.NULL, cursor, len(der))
+    if secret:
+        ffi.memmove(source, b"\0" * len(der), len(der))
+    if made == ffi.NULL:
         errors()
-        raise ValueError("OpenSSL cannot read this certificate")
-    return ffi.gc(x509, lib.X509_free)
+        raise ValueError(f"OpenSSL cannot read this {what}")
+    return ffi.gc(made, free)
+
+
+def x509_from_der(der: bytes) -> Any:
+    """A new ``X509 *``; raises ValueError when OpenSSL cannot read ``der``."""
+    return _decode(lib.d2i_X509, lib.X509_free, der, "certificate")
 
 
 def x509_to_der(x509: Any) -> bytes:
@@ -320,26 +328,13 @@ def x509_to_der(x509: Any) -> bytes:
 
 
 def crl_from_der(der: bytes) -> Any:
-    """A new ``X509_CRL *`` (freed by the garbage collector)."""
-    source = ffi.new("unsigned char[]", der)
-    cursor = ffi.new("const unsigned char **", source)
-    crl = lib.d2i_X509_CRL(ffi.NULL, cursor, len(der))
-    if crl == ffi.NULL:
-        errors()
-        raise ValueError("OpenSSL cannot read this CRL")
-    return ffi.gc(crl, lib.X509_CRL_free)
+    """A new ``X509_CRL *``."""
+    return _decode(lib.d2i_X509_CRL, lib.X509_CRL_free, der, "CRL")
 
 
 def private_key_from_der(der: bytes) -> Any:
-    """A new ``EVP_PKEY *`` from an unencrypted PKCS#8 DER (freed by the garbage collector)."""
-    source = ffi.new("unsigned char[]", der)
-    cursor = ffi.new("const unsigned char **", source)
-    key = lib.d2i_AutoPrivateKey(ffi.NULL, cursor, len(der))
-    ffi.memmove(source, b"\0" * len(der), len(der))  # the key's only copy in our memory
-    if key == ffi.NULL:
-        errors()
-        raise ValueError("OpenSSL cannot read this private key")
-    return ffi.gc(key, lib.EVP_PKEY_free)
+    """A new ``EVP_PKEY *`` from an unencrypted PKCS#8 DER (our copy is wiped)."""
+    return _decode(lib.d2i_AutoPrivateKey, lib.EVP_PKEY_free, der, "private key", secret=True)
 
 
 def stack_ders(stack: Any) -> tuple[bytes, ...]:
