@@ -4,6 +4,7 @@ table's refusals."""
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import shutil
 import signal
@@ -443,3 +444,18 @@ def test_a_respawned_worker_keeps_a_revocation(
             assert "Hello CN=banned, your certificate is NOT valid" in after.stdout
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(20) == 0
+
+
+@pytest.mark.parametrize(
+    ("library", "says"),
+    [
+        ("/nonexistent/libssl.so.3", "cannot load OpenSSL from /nonexistent/libssl.so.3"),
+        (ctypes.util.find_library("z") or "libz.so.1", "is not OpenSSL 3"),
+    ],
+)
+def test_a_missing_openssl_is_one_line(test_pki: PKIFiles, library: str, says: str) -> None:
+    args = ["xsp", "--https", "--port", "0", "--p12file", test_pki.p12("server"), "--pkpwd"]
+    result = run_mutls(*args, PASSWORD, env={"MUTLS_LIBSSL": library})
+    assert result.returncode == 2
+    assert says in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

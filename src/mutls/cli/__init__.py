@@ -61,8 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"mutls: unknown command {name!r} (see `mutls --help`)", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"mutls.cli.{COMMANDS[name]}")
     try:
+        # Inside: a command's import may load OpenSSL (the server's door), which can fail.
+        module = importlib.import_module(f"mutls.cli.{COMMANDS[name]}")
         return int(module.main(args[1:]))
     except MutlsError as exc:
         print(f"mutls {name}: {exc}", file=sys.stderr)

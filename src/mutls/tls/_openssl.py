@@ -235,7 +235,10 @@ def _open() -> tuple[FFI, Any]:
     try:
         library = ffi.dlopen(path)
     except OSError as exc:
-        raise OpenSSLUnavailable(f"cannot load {path}: {exc}") from None
+        reason = str(exc).split("  Additionally")[0].rsplit(": ", 1)[-1].rstrip(".")
+        raise OpenSSLUnavailable(
+            f"cannot load OpenSSL from {path} ({reason}); set MUTLS_LIBSSL to a libssl.so.3"
+        ) from None
     try:
         version = int(library.OpenSSL_version_num())
     except AttributeError:
