@@ -30,3 +30,23 @@ def test_glibc_trim_can_be_called() -> None:
     trim = malloc_trim()
     if trim is not None:  # glibc (the Linux this project runs on); elsewhere a no-op
         assert trim() in (0, 1)
+
+
+def test_growth_without_a_peak_trims_once_per_growth() -> None:
+    # A flood of short connections one at a time: the count never drops from a peak, the
+    # resident size grows; one trim per MIN_GROWTH, none while it stays where the trim left it.
+    resident = [40 << 20]
+    trims: list[int] = []
+    trimmer = MemoryTrimmer(
+        lambda: 1,
+        lambda: trims.append(1),
+        min_interval=0,
+        resident=lambda: resident[0],
+        min_growth=4 << 20,
+    )
+    assert not trimmer.tick(now=1)
+    resident[0] += 5 << 20
+    assert trimmer.tick(now=2) and len(trims) == 1
+    assert not trimmer.tick(now=3)  # nothing was returned: the same size is not a growth
+    resident[0] += 4 << 20
+    assert trimmer.tick(now=4) and len(trims) == 2

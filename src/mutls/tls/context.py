@@ -36,9 +36,12 @@ if TYPE_CHECKING:
     from mutls.tls.connection import TLSConnection
 
 ALPN_HTTP11 = b"http/1.1"
-#: sessions kept for session-ID resumption (each holds its client's chain, at most
-#: ``max_client_chain`` bytes); OpenSSL's default is 20,480.
-SESSION_CACHE_SIZE = 512
+#: the client chains (DER) the session-ID cache may hold: each cached session keeps its
+#: client's chain, parsed (about 3x its DER), so the cache holds this divided by
+#: ``max_client_chain`` sessions (128 at the default 32 KiB); OpenSSL's default, 20,480
+#: sessions, let a flood of distinct 28 KB chains grow the server by 130 KB per handshake.
+SESSION_CACHE_BYTES = 4 * 1024 * 1024
+MIN_SESSION_CACHE = 64
 #: bytes of client-sent intermediates kept so that tickets can be judged exactly (see
 #: :class:`ChainHints`).
 CHAIN_HINTS_MAX_BYTES = 8 * 1024 * 1024
@@ -180,7 +183,8 @@ class ServerContext:
         lib.SSL_CTX_ctrl(
             ctx, _openssl.SSL_CTRL_SET_SESS_CACHE_MODE, _openssl.SSL_SESS_CACHE_SERVER, ffi.NULL
         )
-        lib.SSL_CTX_ctrl(ctx, _openssl.SSL_CTRL_SET_SESS_CACHE_SIZE, SESSION_CACHE_SIZE, ffi.NULL)
+        sessions = max(MIN_SESSION_CACHE, SESSION_CACHE_BYTES // config.max_client_chain)
+        lib.SSL_CTX_ctrl(ctx, _openssl.SSL_CTRL_SET_SESS_CACHE_SIZE, sessions, ffi.NULL)
         # One TLS 1.3 ticket per handshake, not OpenSSL's two: a client resumes with one.
         lib.SSL_CTX_set_num_tickets(ctx, 1)
         lib.SSL_CTX_set_session_ticket_cb(ctx, _TICKET_GENERATE, _TICKET_DECRYPT, ffi.NULL)

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from mutls.tls.client_certificate import ClientCertificate
 from mutls.tls.verify import ClientVerifier
@@ -92,8 +93,10 @@ class Verdicts:
                 return
         else:
             deadline = float("inf")  # OpenSSL verified this very handshake: nothing to expire
-        # The verified chain's DER, and about as much again for the parsed certificates.
-        size = 2 * sum(map(len, verdict.verified_chain)) + 512
+        # The DER of the verified chain and of the chain the client sent (they share little
+        # when the client pads its list), and about as much again for the parsed certificates.
+        sent = sum(len(c.public_bytes(serialization.Encoding.DER)) for c in verdict.chain)
+        size = 2 * (sum(map(len, verdict.verified_chain)) + sent) + 512
         if size > VERDICTS_MAX_BYTES // 8:
             return  # one huge chain may not push everything else out
         if key in self._entries:

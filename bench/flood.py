@@ -1,0 +1,158 @@
+"""Distinct-leaf handshake floods: what a client that never repeats itself makes the server keep.
+
+Each handshake brings a new self-signed leaf and a chain padded to a size (no trust needed:
+under ``--verify strict`` every one gets a 403, after a complete handshake). For TLS 1.3 and for
+TLS 1.2 without tickets (the server-side session cache), with chains over the server's
+``--max-client-chain`` (~96 KB: refused in the handshake) and under it (~28 KB: accepted,
+remembered for resumption), the server's RSS is read before the flood, right after, and 30 s
+later. The bound (docs/security.md): growth ≤ 64 MiB, and back within 10% of the pre-flood RSS
+for chains over the cap.
+
+    .venv/bin/python bench/flood.py               # 1,000 handshakes per scenario
+    .venv/bin/python bench/flood.py --count 200 --settle 5
+
+Only 127.0.0.1; every count and wait is bounded; the server is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import socket
+import ssl
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+from pki import make_pki  # noqa: E402
+from soak import REQUEST, Settings, SoakServer  # noqa: E402
+
+MIB = 1024 * 1024
+GROWTH_LIMIT = 64 * MIB
+TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One flood: the chain's size and the protocol."""
+
+    chain_kb: int
+    tls13: bool
+
+    @property
+    def name(self) -> str:
+        version = "TLS 1.3" if self.tls13 else "TLS 1.2, no tickets"
+        return f"{self.chain_kb} KB chains, {version}"
+
+
+SCENARIOS = (Scenario(96, True), Scenario(96, False), Scenario(28, True), Scenario(28, False))
+
+
+def _certificate(key: ec.EllipticCurvePrivateKey, name: str, pad: int) -> x509.Certificate:
+    subject = x509.Name.from_rfc4514_string(f"CN={name}")
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+    )
+    if pad:
+        oid = x509.ObjectIdentifier("1.3.6.1.4.1.99999.1")
+        builder = builder.add_extension(x509.UnrecognizedExtension(oid, bytes(pad)), False)
+    return builder.sign(key, hashes.SHA256())
+
+
+def padding(total_kb: int) -> bytes:
+    """PEM certificates adding up to about ``total_kb`` KB of DER."""
+    pieces = []
+    left = total_kb * 1024
+    while left > 0:
+        size = min(left, 16 * 1024)
+        key = ec.generate_private_key(ec.SECP256R1())
+        pieces.append(_certificate(key, f"padding {len(pieces)}", size - 400))
+        left -= size
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in pieces)
+
+
+def flood(port: int, scenario: Scenario, count: int, workdir: Path) -> tuple[int, int]:
+    """``count`` handshakes, each with a new leaf; (completed, refused)."""
+    pad = padding(scenario.chain_kb)
+    chain, key_file = workdir / "chain.pem", workdir / "leaf.key"
+    done = refused = 0
+    for i in range(count):
+        key = ec.generate_private_key(ec.SECP256R1())
+        leaf = _certificate(key, f"stranger {i}", 0)
+        chain.write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + pad)
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        if not scenario.tls13:
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            context.options |= ssl.OP_NO_TICKET
+        context.load_cert_chain(chain, key_file)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as raw:
+                with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                    tls.sendall(REQUEST)
+                    tls.recv(4096)
+            done += 1
+        except (OSError, ssl.SSLError):
+            refused += 1
+    return done, refused
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000, help="handshakes per scenario")
+    parser.add_argument("--settle", type=float, default=30.0, help="seconds before re-reading")
+    args = parser.parse_args(argv)
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="mutls-flood-") as tmp:
+        work = Path(tmp)
+        files = make_pki(work / "pki", "ecdsa-p256")
+        print("| flood | handshakes completed / refused | RSS before | right after | "
+              f"{args.settle:g} s later | growth |")  # fmt: skip
+        print("|---|---|---|---|---|---|")
+        for scenario in SCENARIOS:
+            with SoakServer(files, Settings(), work / "server.log") as server:
+                before = server.rss()
+                done, refused = flood(server.port, scenario, args.count, work)
+                after = server.rss()
+                time.sleep(args.settle)
+                later = server.rss()
+            growth = after - before
+            print(
+                f"| {scenario.name} | {done} / {refused} | {before / MIB:.1f} MiB | "
+                f"{after / MIB:.1f} MiB | {later / MIB:.1f} MiB | {growth / MIB:+.1f} MiB |"
+            )
+            if growth > GROWTH_LIMIT:
+                failed = True
+            if scenario.chain_kb > 32 and later > before * 1.10:
+                failed = True
+    print("bounds held" if not failed else "BOUND EXCEEDED")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
