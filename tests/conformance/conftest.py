@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-# The byte-level driver of tests/unit/test_tls_engine.py (connect, client_context, ...) is reused.
-sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
 
 from weak_pki import WeakPKI, make_weak_pki
 

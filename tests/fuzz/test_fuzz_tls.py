@@ -12,12 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from OpenSSL import SSL
 from records import client_hello
-from test_tls_engine import client_context, client_output, connect, server_context
 
 from mutls.tls import PlainHTTPError, ServerContext, TLSConnection, TLSError
 from mutls.tls.alerts import alert_name
 
 from helpers import PKIFiles
+from tls_driver import client_context, client_output, connect, server_context
 
 EDITS = st.lists(
     st.tuples(

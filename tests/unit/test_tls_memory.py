@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 
-from test_tls_engine import TLS13, client_context, client_output, connect, server_context
-
 from mutls.tls import connection as engine
 
 from helpers import PKIFiles
+from tls_driver import TLS13, client_context, client_output, connect, server_context
 
 
 def test_the_bios_are_renewed_after_the_handshake_and_big_bursts(test_pki: PKIFiles) -> None:
