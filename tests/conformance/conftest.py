@@ -22,3 +22,13 @@ def weak_pki(test_pki: PKIFiles) -> WeakPKI:
         identity.write_pem(test_pki.cert(name), test_pki.key(name), overwrite=True)
         identity.write_p12(test_pki.p12(name), PASSWORD, overwrite=True)
     return weak
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The differential tests' tally: cases, intentional differences, disagreements."""
+    differential = sys.modules.get("differential")
+    if differential is None or not differential.TALLY.cases:
+        return
+    terminalreporter.write_sep("-", "differential testing (tests/conformance/test_differential.py)")
+    for line in differential.TALLY.lines():
+        terminalreporter.write_line(line)
