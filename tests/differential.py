@@ -20,6 +20,7 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import os
 import re
 import subprocess
 import time
@@ -29,7 +30,6 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 from OpenSSL import SSL
@@ -276,53 +276,72 @@ def _guarded_context(case: Case, test_pki: PKIFiles) -> ServerContext | Verdict:
 
 # -- the independent verifiers ---------------------------------------------------------------
 
+#: what a pipe surely holds before its reader runs (Linux: 64 KiB).
+PIPE_BUFFER = 60_000
 _OPENSSL_ERROR = re.compile(r"^error (\d+) at (\d+) depth lookup: (.*)$", re.M)
 
 
 class OpenSSLVerify:
-    """``openssl verify`` (one process per case, files in one scratch directory)."""
+    """``openssl verify``: one process per case, its inputs given through pipes (no files)."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    @staticmethod
+    def arguments(case: Case, *, crls: bool = True) -> tuple[list[str], list[bytes]]:
+        """The command line for ``case`` (anchors, the helpers: sent and CA store, the CRLs,
+        the leaf), and what each ``/dev/fd/N`` in it is to read, in order."""
+        inputs: list[bytes] = []
 
-    def _file(self, name: str, pems: list[bytes]) -> str:
-        path = self.directory / name
-        path.write_bytes(b"".join(pems))
-        return str(path)
+        def given(pems: list[bytes]) -> str:
+            inputs.append(b"".join(pems))
+            return f"/dev/fd/{{{len(inputs) - 1}}}"  # numbered once the pipes exist
 
-    def arguments(self, case: Case, *, crls: bool = True) -> list[str]:
-        """The command line for ``case``: anchors, the helpers (sent and CA store), the CRLs."""
         args = ["openssl", "verify", "-no-CApath", "-no-CAstore", "-show_chain"]
         args += ["-purpose", "sslclient", "-auth_level", "2"]
         if case.anchors:
-            args += ["-CAfile", self._file("anchors.pem", [c.pem for c in case.anchors])]
+            args += ["-CAfile", given([c.pem for c in case.anchors])]
         else:
             args.append("-no-CAfile")
         untrusted = [c.pem for c in (*case.sent[1:], *case.intermediates)]
         if untrusted:
-            args += ["-untrusted", self._file("untrusted.pem", untrusted)]
+            args += ["-untrusted", given(untrusted)]
         if case.crls and crls:
-            args += ["-crl_check_all", "-use_deltas"]
-            args += ["-CRLfile", self._file("crls.pem", [c.pem for c in case.crls])]
-        return [*args, self._file("leaf.pem", [case.leaf.pem])]
+            args += ["-crl_check_all", "-use_deltas", "-CRLfile", given([c.pem for c in case.crls])]
+        return [*args, given([case.leaf.pem])], inputs
 
     def start(self, case: Case) -> Callable[[], Verdict]:
         """Start verifying ``case``; the function returned waits for the verdict (and, when
         the first error is about CRLs, verifies again without them)."""
-        process = self._spawn(self.arguments(case))
+        process = self._spawn(*self.arguments(case))
 
         def wait() -> Verdict:
             verdict = self.verdict(process)
             if verdict.code is not None and crl_scope(case, verdict) is not None:
-                again = self.verdict(self._spawn(self.arguments(case, crls=False)))
+                again = self.verdict(self._spawn(*self.arguments(case, crls=False)))
                 verdict = dataclasses.replace(verdict, without_crls=again)
             return verdict
 
         return wait
 
     @staticmethod
-    def _spawn(args: list[str]) -> subprocess.Popen[str]:
-        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def _spawn(args: list[str], inputs: list[bytes]) -> subprocess.Popen[str]:
+        """Run ``args`` with each input in a pipe of its own (a few KB: the pipe holds it)."""
+        fds = []
+        for data in inputs:
+            read, write = os.pipe()
+            assert len(data) < PIPE_BUFFER, "openssl reads only once it runs"
+            os.write(write, data)
+            os.close(write)
+            fds.append(read)
+        try:
+            return subprocess.Popen(
+                [a.format(*fds) for a in args],
+                pass_fds=fds,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     @staticmethod
     def verdict(process: subprocess.Popen[str]) -> Verdict:
@@ -559,12 +578,12 @@ TALLY = Tally()
 
 
 class Judge:
-    """Judges cases against one server identity, with openssl's files in ``directory``; a
-    plan is judged once (hypothesis replays plans while it shrinks)."""
+    """Judges cases with one server identity; a plan is judged once (hypothesis replays
+    plans while it shrinks)."""
 
-    def __init__(self, test_pki: PKIFiles, directory: Path) -> None:
+    def __init__(self, test_pki: PKIFiles) -> None:
         self.test_pki = test_pki
-        self.openssl = OpenSSLVerify(directory)
+        self.openssl = OpenSSLVerify()
         self.judged: dict[Plan, Judgement] = {}
 
     def __repr__(self) -> str:  # hypothesis prints the arguments of a failing example

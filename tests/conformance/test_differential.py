@@ -129,8 +129,8 @@ KNOWN: dict[str, Plan] = {
 
 
 @pytest.fixture(scope="module")
-def judge(test_pki: PKIFiles, tmp_path_factory: pytest.TempPathFactory) -> Judge:
-    return Judge(test_pki, tmp_path_factory.mktemp("differential"))
+def judge(test_pki: PKIFiles) -> Judge:
+    return Judge(test_pki)
 
 
 @pytest.mark.parametrize("name", list(KNOWN))
