@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-# The byte-level driver of tests/unit/test_tls_engine.py (connect, client_context, ...) is reused.
-sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
 
 from weak_pki import WeakPKI, make_weak_pki
 
@@ -24,3 +22,13 @@ def weak_pki(test_pki: PKIFiles) -> WeakPKI:
         identity.write_pem(test_pki.cert(name), test_pki.key(name), overwrite=True)
         identity.write_p12(test_pki.p12(name), PASSWORD, overwrite=True)
     return weak
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The differential tests' tally: cases, intentional differences, disagreements."""
+    differential = sys.modules.get("differential")
+    if differential is None or not differential.TALLY.cases:
+        return
+    terminalreporter.write_sep("-", "differential testing (tests/conformance/test_differential.py)")
+    for line in differential.TALLY.lines():
+        terminalreporter.write_line(line)

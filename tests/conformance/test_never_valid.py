@@ -18,13 +18,13 @@ from typing import cast
 
 import pytest
 from OpenSSL import SSL
-from test_tls_engine import client_context, connect, server_context
 from weak_pki import WEAK_CASES, CountingApp, WeakPKI, conformance_trust
 
 from mutls.server import ServerConfig
 from mutls.tls import ClientCertMode, ServerContext, ServerTLSConfig, VerifyPolicy
 
 from helpers import CLIENT_CASES, LazyServers, PKIFiles
+from tls_driver import client_context, connect, server_context
 
 INVALID: dict[str, str] = {
     **{name: error for name, error in CLIENT_CASES.items() if error is not None},

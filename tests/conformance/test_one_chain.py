@@ -17,7 +17,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from OpenSSL import SSL
-from test_tls_engine import client_context, connect, server_context
 from weak_pki import resign_sha1
 
 from mutls import pki
@@ -26,6 +25,7 @@ from mutls.tls import ClientCertMode, ServerContext, TLSConnection
 from mutls.tls.verify import DISALLOWED, UNPARSEABLE, ClientVerifier
 
 from helpers import PKIFiles
+from tls_driver import client_context, connect, server_context
 
 KINDS = {
     "full-1.3": (SSL.TLS1_3_VERSION, True, False),

@@ -28,13 +28,13 @@ from records import (
     record,
     truncated_client_hello,
 )
-from test_tls_engine import client_context, new_client
 
 from mutls import pki
 from mutls.server import RunningServer, ServerConfig, Timeouts
 from mutls.tls import ClientCertMode
 
 from helpers import LazyServers, PKIFiles
+from tls_driver import client_context, new_client
 
 MODES = {m.value: m for m in ClientCertMode}
 EACH_MODE = pytest.mark.parametrize("mode", list(MODES))

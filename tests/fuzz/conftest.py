@@ -1,11 +1,9 @@
-"""Fuzz tests reuse the byte-level TLS driver (tests/unit) and the record helpers
-(tests/conformance)."""
+"""Fuzz tests reuse the record helpers of tests/conformance (the byte-level TLS driver is
+tests/tls_driver.py, on the path of every test)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-here = Path(__file__).parent
-for folder in ("unit", "conformance"):
-    sys.path.insert(0, str(here.parent / folder))
+sys.path.insert(0, str(Path(__file__).parent.parent / "conformance"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import urllib.parse
 
 import pytest
-from budget import budget
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,6 +17,7 @@ from mutls.http.forwarded import (
     parse_xfcc,
 )
 
+from budget import budget
 from helpers import PKIFiles
 
 FAST = budget(300)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 
-from budget import budget
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,6 +19,8 @@ from mutls.http import (
     ProtocolError,
     Request,
 )
+
+from budget import budget
 
 FAST = budget(300)
 LIMITS = HTTPLimits(max_head_bytes=2048, max_headers=20, max_body_bytes=4096)

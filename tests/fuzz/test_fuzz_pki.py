@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from budget import budget
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from hypothesis import given
@@ -20,6 +19,7 @@ from mutls.pki.identity import Identity
 from mutls.pki.keys import load_private_key_bytes, load_pvk
 from mutls.pki.pkcs12 import parse_p12
 
+from budget import budget
 from helpers import FIXTURES, PASSWORD, PKIFiles
 
 

@@ -7,17 +7,17 @@ queued in ``data_to_send()`` (in the clear before the handshake), and the connec
 from __future__ import annotations
 
 import pytest
-from budget import budget
 from hypothesis import given
 from hypothesis import strategies as st
 from OpenSSL import SSL
 from records import client_hello
-from test_tls_engine import client_context, client_output, connect, server_context
 
 from mutls.tls import PlainHTTPError, ServerContext, TLSConnection, TLSError
 from mutls.tls.alerts import alert_name
 
+from budget import budget
 from helpers import PKIFiles
+from tls_driver import client_context, client_output, connect, server_context
 
 EDITS = st.lists(
     st.tuples(

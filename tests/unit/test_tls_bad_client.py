@@ -8,11 +8,11 @@ import socket
 import threading
 
 import pytest
-from test_tls_engine import server_context
 
 from mutls.tls import TLSConnection, TLSError
 
 from helpers import PKIFiles
+from tls_driver import server_context
 
 tlslite = pytest.importorskip("tlslite.api")
 

@@ -8,16 +8,6 @@ import os
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from test_tls_engine import (
-    TLS12,
-    TLS13,
-    client_context,
-    client_output,
-    connect,
-    failed_handshake,
-    new_client,
-    server_context,
-)
 
 from mutls import pki
 from mutls.tls import TLSConnection
@@ -27,6 +17,16 @@ from mutls.tls.options import DEFAULT_MAX_CLIENT_CHAIN
 from mutls.tls.verdicts import VERDICTS_MAX_BYTES, verdicts_of
 
 from helpers import PKIFiles
+from tls_driver import (
+    TLS12,
+    TLS13,
+    client_context,
+    client_output,
+    connect,
+    failed_handshake,
+    new_client,
+    server_context,
+)
 
 
 def test_the_bios_are_renewed_after_the_handshake_and_big_bursts(test_pki: PKIFiles) -> None:

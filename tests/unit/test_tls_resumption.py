@@ -9,7 +9,12 @@ from __future__ import annotations
 import gc
 
 import pytest
-from test_tls_engine import (
+
+from mutls.pki.trust import TrustMaterial
+from mutls.tls import ServerContext, TLSConnection
+
+from helpers import CLIENT_CASES, PKIFiles
+from tls_driver import (
     TLS12,
     TLS13,
     client_context,
@@ -17,11 +22,6 @@ from test_tls_engine import (
     full_trust,
     server_context,
 )
-
-from mutls.pki.trust import TrustMaterial
-from mutls.tls import ServerContext, TLSConnection
-
-from helpers import CLIENT_CASES, PKIFiles
 
 KINDS = {
     "tls1.2-ticket": {"version": TLS12, "tickets": True},

@@ -7,12 +7,12 @@ A verdict is kept per trust generation (one ``ClientVerifier``); one found by ve
 from __future__ import annotations
 
 import pytest
-from test_tls_engine import TLS13, client_context, connect, full_trust, server_context
 
 from mutls.pki.trust import TrustMaterial
 from mutls.tls import ServerContext, TLSConnection, verdicts
 
 from helpers import CLIENT_CASES, PKIFiles
+from tls_driver import TLS13, client_context, connect, full_trust, server_context
 
 
 def resumed(test_pki: PKIFiles, context: ServerContext, name: str) -> TLSConnection:

@@ -67,6 +67,7 @@ int SSL_CTX_set_session_id_context(SSL_CTX *, const unsigned char *, unsigned in
 long SSL_CTX_set_timeout(SSL_CTX *, long);
 int SSL_CTX_set_num_tickets(SSL_CTX *, size_t);
 void SSL_CTX_set_verify(SSL_CTX *, int, int (*)(int, X509_STORE_CTX *));
+void SSL_CTX_set_cert_verify_callback(SSL_CTX *, int (*)(X509_STORE_CTX *, void *), void *);
 X509_STORE *SSL_CTX_get_cert_store(const SSL_CTX *);
 void SSL_CTX_set1_cert_store(SSL_CTX *, X509_STORE *);
 int SSL_CTX_add_client_CA(SSL_CTX *, X509 *);
@@ -140,6 +141,8 @@ void X509_STORE_CTX_set_error(X509_STORE_CTX *, int);
 int X509_STORE_CTX_get_error_depth(const X509_STORE_CTX *);
 X509 *X509_STORE_CTX_get_current_cert(const X509_STORE_CTX *);
 OPENSSL_STACK *X509_STORE_CTX_get0_chain(const X509_STORE_CTX *);
+OPENSSL_STACK *X509_STORE_CTX_get0_untrusted(const X509_STORE_CTX *);
+void X509_STORE_CTX_set0_untrusted(X509_STORE_CTX *, OPENSSL_STACK *);
 void *X509_STORE_CTX_get_ex_data(const X509_STORE_CTX *, int);
 const char *X509_verify_cert_error_string(long);
 
@@ -350,11 +353,17 @@ def stack_ders(stack: Any) -> tuple[bytes, ...]:
 
 
 class X509Stack:
-    """A ``STACK_OF(X509)`` built from DERs, kept alive with its certificates."""
+    """A ``STACK_OF(X509)`` of certificates from DERs (or ``X509 *``s already made) and,
+    first, the items of ``before`` (another stack's); kept alive with its certificates."""
 
-    def __init__(self, ders: Iterable[bytes]) -> None:
-        self.certs = [x509_from_der(der) for der in ders]
+    def __init__(
+        self, ders: Iterable[bytes] = (), *, made: Iterable[Any] = (), before: Any = None
+    ) -> None:
+        self.certs = [*made, *(x509_from_der(der) for der in ders)]
         self.ptr = ffi.gc(lib.OPENSSL_sk_new_null(), lib.OPENSSL_sk_free)
+        if before is not None and before != ffi.NULL:
+            for i in range(lib.OPENSSL_sk_num(before)):
+                lib.OPENSSL_sk_push(self.ptr, lib.OPENSSL_sk_value(before, i))
         for cert in self.certs:
             lib.OPENSSL_sk_push(self.ptr, cert)
 

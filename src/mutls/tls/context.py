@@ -253,6 +253,7 @@ class ServerContext:
         if config.client_cert_mode is ClientCertMode.REQUIRE and config.reject_at_handshake:
             mode |= _openssl.SSL_VERIFY_FAIL_IF_NO_PEER_CERT
         lib.SSL_CTX_set_verify(ctx, mode, _VERIFY_CALLBACK)
+        lib.SSL_CTX_set_cert_verify_callback(ctx, _CERT_VERIFY_CALLBACK, ffi.NULL)
         if config.send_ca_names:
             der = serialization.Encoding.DER
             for anchor in config.trust.anchors:
@@ -386,6 +387,21 @@ def _on_verify(_ok: int, store_ctx: Any) -> int:
     return 1
 
 
+def _on_cert_verify(store_ctx: Any, _arg: Any) -> int:
+    """OpenSSL's own ``X509_verify_cert``, with the ``CA`` store's intermediates added after
+    the client's certificates as untrusted helpers (see :meth:`ClientVerifier.new_store`)."""
+    owner = owner_of(lib.X509_STORE_CTX_get_ex_data(store_ctx, _openssl.STORE_CTX_SSL_INDEX))
+    if owner is None:
+        return 0
+    sent = lib.X509_STORE_CTX_get0_untrusted(store_ctx)
+    helpers = owner.context.verifier.with_intermediates(sent)
+    lib.X509_STORE_CTX_set0_untrusted(store_ctx, helpers.ptr)
+    try:
+        return int(lib.X509_verify_cert(store_ctx))
+    finally:
+        lib.X509_STORE_CTX_set0_untrusted(store_ctx, sent)  # ours is freed with ``helpers``
+
+
 def _on_alpn(_ssl: Any, out: Any, outlen: Any, offered: Any, offered_len: int, _arg: Any) -> int:
     """HTTP/1.1 when offered; otherwise carry on without ALPN (clients fall back)."""
     data = ffi.buffer(offered, offered_len)[:]
@@ -462,6 +478,9 @@ def _log_callback_error(kind: type[BaseException], value: BaseException, _tb: An
 
 _VERIFY_CALLBACK = ffi.callback(
     "int (*)(int, X509_STORE_CTX *)", _on_verify, error=0, onerror=_log_callback_error
+)
+_CERT_VERIFY_CALLBACK = ffi.callback(
+    "int (*)(X509_STORE_CTX *, void *)", _on_cert_verify, error=0, onerror=_log_callback_error
 )
 _ALPN_CALLBACK = ffi.callback(
     "int (*)(SSL *, const unsigned char **, unsigned char *, const unsigned char *, "

@@ -158,6 +158,12 @@ class ClientVerifier:
         self._disallowed = trust.disallowed_fingerprints
         self._disallowed_keys = trust.disallowed_keys
         self.store = self.new_store()
+        #: the ``CA`` store's intermediates, offered to OpenSSL as *untrusted* certificates
+        #: after the ones the client sent (see :meth:`with_intermediates`).
+        self.intermediates = [
+            _openssl.x509_from_der(c.public_bytes(serialization.Encoding.DER))
+            for c in trust.intermediates
+        ]
 
     @property
     def has_anchors(self) -> bool:
@@ -165,24 +171,28 @@ class ClientVerifier:
         return bool(self.trust.anchors)
 
     def new_store(self) -> Any:
-        """A new ``X509_STORE *`` holding this trust (the handshake's and our own).
+        """A new ``X509_STORE *`` holding this trust's anchors and CRLs (the handshake's and
+        our own).
 
-        Intermediates are added to help build chains; without ``X509_V_FLAG_PARTIAL_CHAIN``
-        OpenSSL still demands a chain that ends at a self-signed anchor, so an intermediate
-        alone never makes a certificate valid.
+        The ``CA`` store's intermediates are not in it: OpenSSL treats every certificate of
+        its store as trusted, and once a chain reaches a trusted certificate it goes on only
+        through trusted ones, so an intermediate there would refuse a client that sends the
+        CA above it. They are untrusted helpers instead (:meth:`with_intermediates`).
         """
         trust = self.trust
         store = ffi.gc(lib.X509_STORE_new(), lib.X509_STORE_free)
         _openssl.add_to_store(
             store,
-            [
-                c.public_bytes(serialization.Encoding.DER)
-                for c in (*trust.anchors, *trust.intermediates)
-            ],
+            [c.public_bytes(serialization.Encoding.DER) for c in trust.anchors],
             [c.public_bytes(serialization.Encoding.DER) for c in trust.crls],
         )
         _openssl.set_flags_and_purpose(store, _FLAGS_WITH_CRLS if trust.crls else 0)
         return store
+
+    def with_intermediates(self, sent: Any) -> _openssl.X509Stack:
+        """The untrusted certificates for a verification: what the client sent (a
+        ``STACK_OF(X509)``, first), then the ``CA`` store's intermediates."""
+        return _openssl.X509Stack(made=self.intermediates, before=sent)
 
     # -- the standalone path: resumption, forwarded certificates ------------------------------
 
@@ -193,7 +203,8 @@ class ClientVerifier:
             leaf_x509 = _openssl.x509_from_der(leaf)
         except ValueError:
             return Verification((leaf,), VerifyFailure(X509_V_ERR_UNSPECIFIED, 0, leaf))
-        others = _openssl.X509Stack(untrusted)
+        sent = _openssl.X509Stack(untrusted)
+        others = self.with_intermediates(sent.ptr)
         ctx = ffi.gc(lib.X509_STORE_CTX_new(), lib.X509_STORE_CTX_free)
         if not lib.X509_STORE_CTX_init(ctx, self.store, leaf_x509, others.ptr):
             _openssl.errors()
