@@ -30,7 +30,7 @@ from mutls.tls._openssl import ffi, lib
 from mutls.tls.ciphers import DEFAULT_TLS12_CIPHERS
 from mutls.tls.options import DEFAULT_MAX_CLIENT_CHAIN, ClientCertMode, VerifyPolicy
 from mutls.tls.verdicts import key_of
-from mutls.tls.verify import SECURITY_LEVEL, ClientVerifier
+from mutls.tls.verify import SECURITY_LEVEL, ClientVerifier, nested
 
 if TYPE_CHECKING:
     from mutls.tls.connection import TLSConnection
@@ -373,13 +373,16 @@ def owner_of(ssl: Any) -> TLSConnection | None:
     return ref() if ref is not None else None
 
 
-def _on_verify(_ok: int, store_ctx: Any) -> int:
+def _on_verify(ok: int, store_ctx: Any) -> int:
     """Record the first error that counts, and let the handshake continue.
 
     OpenSSL calls this for every certificate of the chain (and again for every error); the
     store's error is cleared here, so what is not kept here is lost. Fails the handshake (0)
-    when the error cannot be recorded: a verdict is never lost silently.
+    when the error cannot be recorded: a verdict is never lost silently. A CRL issuer's path,
+    verified inside, keeps OpenSSL's own answer (see :func:`mutls.tls.verify.nested`).
     """
+    if nested(store_ctx):
+        return ok
     owner = owner_of(lib.X509_STORE_CTX_get_ex_data(store_ctx, _openssl.STORE_CTX_SSL_INDEX))
     if owner is None:
         return 0
