@@ -127,6 +127,19 @@ KNOWN: dict[str, Plan] = {
     "Disallowed root, the leaf sent twice": Plan(
         mutations=(M("disallowed", 1), M("sent-order", 0, "leaf-twice"))
     ),
+    # (11) a CRL issuer's own path is verified inside the verification: the callbacks took its
+    # errors for the chain's (standalone) or failed it (handshake), so the paths disagreed
+    "two roots of one name with CRLs, one expired, the root sent": Plan(
+        1,
+        (),
+        roots=2,
+        same_name_roots=True,
+        crls=True,
+        mutations=(M("crl-expired", 0), M("root-sent")),
+    ),
+    "an expired CRL of the root above a CA without one": Plan(
+        2, ("sent",), crls=True, mutations=(M("crl-expired", 1), M("crl-missing", 0))
+    ),
 }
 
 
