@@ -435,7 +435,9 @@ def openssl_difference(case: Case, mine: Verdict, theirs: Verdict) -> str | None
         return None
     if (mine.code, theirs.code) == (UNABLE_TO_GET_ISSUER_LOCALLY, SELF_SIGNED_IN_CHAIN):
         return "sent-root-ignored"
-    same_names = plan.same_name_roots or plan.has("look-alike")
+    same_names = plan.same_name_roots or any(
+        plan.has(kind) for kind in ("look-alike", "subject-as-issuer", "name-spelling")
+    )
     if mine.code in CRL_ERRORS and theirs.code in CRL_ERRORS and same_names:
         return "same-name-crl-issuers"
     return None
