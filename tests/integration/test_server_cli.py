@@ -22,7 +22,7 @@ from mutls.cli.serve import build_parser, resolve_modes
 from mutls.errors import UsageError
 from mutls.tls import ClientCertMode, VerifyPolicy
 
-from helpers import ARTICLE_MAKECERT, PASSWORD, PKIFiles, free_port, run_mutls
+from helpers import ARTICLE_MAKECERT, FIXTURES, PASSWORD, PKIFiles, free_port, run_mutls
 
 
 @contextmanager
@@ -459,3 +459,16 @@ def test_a_missing_openssl_is_one_line(test_pki: PKIFiles, library: str, says: s
     assert result.returncode == 2
     assert says in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_monos_rsa_1024_server_p12_names_the_real_cause(tmp_path: Path) -> None:
+    # Mono's own localhost.p12: its key matches its certificate; OpenSSL's security level
+    # refuses the key's size ("ee key too small"), and the line must say that, not "mismatch".
+    result = run_mutls(
+        "xsp", "--p12file", FIXTURES / "localhost.p12", "--pkpwd", "s3kr3t", "--port", "0",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "OpenSSL refuses its RSA 1024 key (ee key too small" in result.stderr
+    assert "does not match" not in result.stderr
