@@ -125,7 +125,9 @@ def test_keys_crls_and_mixed_pem(
             "matches": None,
             "warnings": [],
             "public_key_sha256": hashlib.sha256(
-                test_pki.identities["poupou"].certificate.public_key().public_bytes(
+                test_pki.identities["poupou"]
+                .certificate.public_key()
+                .public_bytes(
                     serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
                 )
             ).hexdigest(),

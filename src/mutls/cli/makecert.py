@@ -279,7 +279,7 @@ def _legacy_p12(args: argparse.Namespace) -> bool:
     OpenSSL 3, NSS, Java, Node, Windows and macOS read the 3DES form too."""
     if args.legacy and args.p12_cipher == "aes256":
         raise UsageError("--legacy and --p12-cipher aes256 contradict each other")
-    return args.p12_cipher != "aes256"
+    return bool(args.p12_cipher != "aes256")
 
 
 def _key_spec(args: argparse.Namespace) -> KeySpec | None:
