@@ -16,7 +16,7 @@ fingerprints, dates, times and durations. An HTML comment before a block says wh
 must know: ``<!-- docs-test: skip WHY -->`` (a terminal, a browser, root, the whole test suite),
 ``<!-- docs-test: needs PROGRAM... -->`` (skipped, naming the package, when not installed), and
 at the top of a page ``<!-- docs-test: after PAGE -->`` (its examples continue PAGE's: PAGE's
-commands run first in the same folder).
+commands run first in the same folder, and its servers are stopped before the page's own).
 """
 
 from __future__ import annotations
@@ -217,11 +217,22 @@ def wait_for(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -
 
 
 def commands(text: str) -> list[tuple[str, list[str]]]:
-    """An ``sh`` block's commands (continuations joined) with the ``# ->`` lines after each."""
+    """An ``sh`` block's commands (continuations and here-documents joined) with the ``# ->``
+    lines after each."""
     out: list[tuple[str, list[str]]] = []
     current = ""
+    heredoc: str | None = None
     for raw in text.splitlines():
         line = raw.strip()
+        if heredoc is not None:
+            out[-1] = (out[-1][0] + "\n" + raw, [])
+            if line == heredoc:
+                heredoc = None
+            continue
+        if (here := re.search(r"<<-?'?(\w+)'?", line)) and not line.startswith("#"):
+            out.append((line, []))
+            heredoc = here.group(1)
+            continue
         if current:
             current += " " + line.removesuffix("\\").strip()
             if not line.endswith("\\"):
@@ -275,7 +286,8 @@ def run_block(block: Block, folder: Folder, check_output: bool = True) -> None:
             if check_output:
                 got = normalise(done.stdout + done.stderr)
                 assert got == normalise(shown), (
-                    f"{block.name}: `{command}` printed\n{got}\n--- the page shows ---\n"
+                    f"{block.name}: `{command}` printed\n{done.stdout + done.stderr}\n"
+                    f"--- normalised, it differs from what the page shows ---\n{got}\n---\n"
                     f"{normalise(shown)}"
                 )
     elif block.lang == "python":

@@ -23,6 +23,7 @@ def test_the_page_runs_as_written(page: str, tmp_path: Path) -> None:
         for block in before.blocks if before else []:
             if runnable(block):
                 run_block(block, folder, check_output=False)
+        folder.stop()  # the page starts its own servers, on the same ports
         for block in doc.blocks:
             if runnable(block):
                 run_block(block, folder)

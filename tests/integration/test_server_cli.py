@@ -472,3 +472,23 @@ def test_monos_rsa_1024_server_p12_names_the_real_cause(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "OpenSSL refuses its RSA 1024 key (ee key too small" in result.stderr
     assert "does not match" not in result.stderr
+
+
+def test_client_ca_and_crl_files_are_checked_when_the_config_is_made(
+    test_pki: PKIFiles, tmp_path: Path
+) -> None:
+    from mutls.errors import UsageError
+    from mutls.server import ServerConfig
+    from mutls.tls import ClientCertMode
+
+    server = test_pki.identities["server"]
+    (tmp_path / "broken.crl").write_text("not a CRL")
+    for changes, said in (
+        ({"client_ca_files": (str(tmp_path / "root.pem"),)}, "--client-ca "),
+        ({"crl_files": (str(tmp_path / "broken.crl"),)}, "--crl "),
+    ):
+        with pytest.raises(UsageError, match=said) as caught:
+            ServerConfig(identity=server, client_cert=ClientCertMode.REQUIRE, **changes)  # type: ignore[arg-type]
+        assert str(tmp_path) in str(caught.value) and "\n" not in str(caught.value)
+    ok = ServerConfig(identity=server, client_ca_files=(str(test_pki.ca_cert),))
+    assert ok.client_ca_files == (str(test_pki.ca_cert),)
