@@ -3,7 +3,8 @@
 The blocks of a page run in order, in a fresh folder (HOME and XDG_CONFIG_HOME inside it, so a
 ``certmgr -add`` stays there, and Mono's own files as ``mono/``):
 
-- ``sh``: every command must succeed. A command ending in ``&`` is a server: it runs in the
+- ``sh``: every command must succeed (``export NAME=VALUE`` holds for the page's later
+  commands). A command ending in ``&`` is a server: it runs in the
   background until the page is done, and the next command waits for its ``--port`` (no sleep).
   ``# -> TEXT`` lines after a command are output it must print (each a line of it).
 - ``console``: ``% COMMAND`` lines (the article's prompt; ``$`` is left to the output, which
@@ -270,6 +271,9 @@ def run_block(block: Block, folder: Folder, check_output: bool = True) -> None:
         for command, said in commands(block.text):
             if command.endswith("&"):
                 folder.start(command)
+                continue
+            if export := re.fullmatch(r"export (\w+)=(\S+)", command):
+                folder.env[export.group(1)] = shlex.split(export.group(2))[0]
                 continue
             done = folder.run(command)
             where = f"{block.name}: `{command}`"

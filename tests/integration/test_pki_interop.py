@@ -309,3 +309,18 @@ def test_monos_pki_carries_over_and_the_warning_is_true(tmp_path: Path) -> None:
     assert "c2.pem: OK" in openssl_verify(
         tmp_path / "new-root.pem", tmp_path / "c2.pem", "sslclient"
     )
+
+
+@pytest.mark.parametrize("cipher", ["3des", "aes256"])
+def test_nss_pk12util_refuses_an_ed25519_key(article: Path, tmp_path: Path, cipher: str) -> None:
+    # docs/pki.md's one exception: NSS lists such a P12 but cannot import its key.
+    need("pk12util")
+    need("certutil")
+    args = ["-iv", "root.key", "-ic", "root.cer", "--client", "--key-type", "ed25519"]
+    name = f"ed-{cipher}.p12"
+    mutls_ok("makecert", *args, "--p12-cipher", cipher, "-n", "CN=ed", "-p12", name, PASSWORD,
+             cwd=article)  # fmt: skip
+    assert tool("certutil", "-N", "-d", f"sql:{tmp_path}", "--empty-password").returncode == 0
+    done = tool("pk12util", "-i", article / name, "-W", PASSWORD, "-d", f"sql:{tmp_path}")
+    assert done.returncode != 0
+    assert "SEC_ERROR_PKCS12_UNABLE_TO_IMPORT_KEY" in done.stdout + done.stderr
