@@ -31,21 +31,15 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     """A fixture that cannot start a program: skip (under CI: fail) naming the package."""
-    try:
+    with missing_program():
         return (yield)
-    except FileNotFoundError as exc:
-        missing_program(exc)
-        raise
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """A test that cannot start a program it runs: skip (under CI: fail) naming the package."""
-    try:
+    with missing_program():
         return (yield)
-    except FileNotFoundError as exc:
-        missing_program(exc)
-        raise
 
 
 @pytest.fixture(scope="session")

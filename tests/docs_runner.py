@@ -27,12 +27,12 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from helpers import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MONO_FILES = Path(__file__).resolve().parent / "fixtures" / "mono"
@@ -184,7 +184,7 @@ class Folder:
         )
         port = re.search(r"--port (\d+)", command)
         if port is not None:
-            wait_for(int(port.group(1)), self.servers[-1])
+            wait_for_port(int(port.group(1)), timeout=30)
 
     def stop(self) -> None:
         for process in self.servers:
@@ -196,25 +196,6 @@ class Folder:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait(10)
         self.servers.clear()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited ({process.returncode}) before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
 
 
 def commands(text: str) -> list[tuple[str, list[str]]]:

@@ -12,8 +12,10 @@ devel``) skips everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import NoReturn
@@ -71,11 +73,17 @@ def need(*programs: str) -> None:
         _missing(missing)
 
 
-def missing_program(exc: FileNotFoundError) -> None:
-    """Skip (under CI: fail) when ``exc`` is a known program that could not be started."""
-    name = Path(str(exc.filename or "")).name
-    if name in PACKAGE_OF and found(name) is None:
-        _missing([name])
+@contextlib.contextmanager
+def missing_program() -> Iterator[None]:
+    """Skip (under CI: fail) when the body raises ``FileNotFoundError`` for a known program
+    that could not be started; any other error goes on."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        name = Path(str(exc.filename or "")).name
+        if name in PACKAGE_OF and found(name) is None:
+            _missing([name])
+        raise
 
 
 def _missing(missing: list[str]) -> NoReturn:
