@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-lowest lint typecheck pytest bench soak clean
+.PHONY: demo test test-lowest deps lint typecheck pytest bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# The Debian packages of .ci/packages: installed when root with apt-get, else named (and the
+# tests that need them skipped).
+deps:
+	.ci/deps
+
+test: deps lint typecheck pytest
 
 # The same tests on the lowest versions pyproject admits (.ci/lowest.txt), in their own venv.
 LOWEST := .venv-lowest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,35 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import PKIFiles, make_test_pki
+from tools import missing_program, need
+
+
+class _NeedsMarker:
+    """``@pytest.mark.needs("nginx")``: skip (under CI: fail) naming the package, before any
+    fixture starts the program (a plugin of its own: conftest's setup hook wraps instead)."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        for mark in item.iter_markers("needs"):
+            need(*mark.args)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_NeedsMarker(), "mutls-needs-marker")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """A fixture that cannot start a program: skip (under CI: fail) naming the package."""
+    with missing_program():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test that cannot start a program it runs: skip (under CI: fail) naming the package."""
+    with missing_program():
+        return (yield)
 
 
 @pytest.fixture(scope="session")

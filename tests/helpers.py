@@ -374,3 +374,53 @@ def run_app(app: Any, raw: bytes, facts: ConnectionFacts, body: bytes = b"") -> 
 
     asyncio.run(asyncio.wait_for(go(), 10))
     return channel
+
+
+def run_in_terminal(
+    args: Iterable[str | os.PathLike[str]],
+    *,
+    cwd: str | os.PathLike[str],
+    wait_for: bytes,
+    keys: bytes,
+    timeout: float = 30,
+) -> tuple[int, str]:
+    """Run ``python -m mutls ARGS`` on a new pseudo-terminal, type ``keys`` once ``wait_for``
+    has been printed, and return (exit status, everything it printed).
+
+    The terminal is the child's controlling one, so ``getpass`` reads it as a person's.
+    """
+    import pty
+    import select
+
+    argv = [sys.executable, "-m", "mutls", *map(str, args)]
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child only execs
+        try:
+            os.chdir(cwd)
+            os.execv(argv[0], argv)  # noqa: S606 - argv is ours, no shell
+        finally:
+            os._exit(127)
+    out = b""
+    typed = False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            if not typed and wait_for in out:
+                os.write(fd, keys)
+                typed = True
+        else:
+            os.kill(pid, 9)
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    assert typed, f"never saw {wait_for!r}: {out!r}"
+    return os.waitstatus_to_exitcode(status), out.decode("utf-8", "replace")

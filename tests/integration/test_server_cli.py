@@ -22,7 +22,7 @@ from mutls.cli.serve import build_parser, resolve_modes
 from mutls.errors import UsageError
 from mutls.tls import ClientCertMode, VerifyPolicy
 
-from helpers import ARTICLE_MAKECERT, PASSWORD, PKIFiles, free_port, run_mutls
+from helpers import ARTICLE_MAKECERT, FIXTURES, PASSWORD, PKIFiles, free_port, run_mutls
 
 
 @contextmanager
@@ -459,3 +459,36 @@ def test_a_missing_openssl_is_one_line(test_pki: PKIFiles, library: str, says: s
     assert result.returncode == 2
     assert says in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_monos_rsa_1024_server_p12_names_the_real_cause(tmp_path: Path) -> None:
+    # Mono's own localhost.p12: its key matches its certificate; OpenSSL's security level
+    # refuses the key's size ("ee key too small"), and the line must say that, not "mismatch".
+    result = run_mutls(
+        "xsp", "--p12file", FIXTURES / "localhost.p12", "--pkpwd", "s3kr3t", "--port", "0",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "OpenSSL refuses its RSA 1024 key (ee key too small" in result.stderr
+    assert "does not match" not in result.stderr
+
+
+def test_client_ca_and_crl_files_are_checked_when_the_config_is_made(
+    test_pki: PKIFiles, tmp_path: Path
+) -> None:
+    from mutls.errors import UsageError
+    from mutls.server import ServerConfig
+    from mutls.tls import ClientCertMode
+
+    server = test_pki.identities["server"]
+    (tmp_path / "broken.crl").write_text("not a CRL")
+    for changes, said in (
+        ({"client_ca_files": (str(tmp_path / "root.pem"),)}, "--client-ca "),
+        ({"crl_files": (str(tmp_path / "broken.crl"),)}, "--crl "),
+    ):
+        with pytest.raises(UsageError, match=said) as caught:
+            ServerConfig(identity=server, client_cert=ClientCertMode.REQUIRE, **changes)  # type: ignore[arg-type]
+        assert str(tmp_path) in str(caught.value) and "\n" not in str(caught.value)
+    ok = ServerConfig(identity=server, client_ca_files=(str(test_pki.ca_cert),))
+    assert ok.client_ca_files == (str(test_pki.ca_cert),)

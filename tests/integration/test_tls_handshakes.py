@@ -98,7 +98,7 @@ def pump_factory(test_pki: PKIFiles) -> Iterator[object]:
             crls=tuple(pki.load_crls(test_pki.crl_path)),
         )
         config = ServerTLSConfig(
-            identity=test_pki.identities["server"],
+            identity=options.pop("identity", None) or test_pki.identities["server"],
             client_cert_mode=mode,
             trust=trust,
             **options,  # type: ignore[arg-type]
@@ -238,6 +238,21 @@ def test_s_client_no_shared_cipher(test_pki: PKIFiles, pump_factory: object) -> 
     out = s_client(pump, "-tls1_2", "-cipher", "AES128-SHA", request=False)
     assert "alert handshake failure" in out.stderr, out.stderr
     assert [e.alert for e in pump.errors] == ["handshake_failure"]
+
+
+def test_dhe_suites_listed_by_default_can_be_chosen(
+    test_pki: PKIFiles, pump_factory: object
+) -> None:
+    # --ciphers DEFAULT lists DHE suites; without DH parameters a client offering only DHE got
+    # handshake_failure. With OpenSSL's automatic groups (RFC 7919, sized to the key) it works.
+    rsa = test_pki.ca.issue_server("localhost", key=pki.KeySpec.parse("rsa"))
+    pump = pump_factory(identity=rsa, ciphers="DEFAULT")  # type: ignore[operator]
+    dhe = "DHE-RSA-AES128-GCM-SHA256"
+    out = s_client(pump, "-tls1_2", "-cipher", dhe, *cert_args(test_pki, "poupou"))
+    assert f"Cipher is {dhe}" in out.stdout, out.stdout + out.stderr
+    assert "Server Temp Key: DH, 2048 bits" in out.stdout, out.stdout
+    assert "verify=SUCCESS" in out.stdout
+    assert [i.cipher for i in pump.infos] == [dhe]
 
 
 # -- curl --------------------------------------------------------------------------------------

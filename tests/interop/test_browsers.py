@@ -39,6 +39,7 @@ from typing import Any
 import pytest
 
 from helpers import PASSWORD, MutlsServer, PKIFiles, free_port, run_mutls
+from tools import need
 
 #: one browser run, start to page; a prompt nobody answers ends here instead of hanging.
 RUN_TIMEOUT = 45
@@ -50,11 +51,7 @@ FIREFOX = next((p for p in map(shutil.which, ("firefox-esr", "firefox")) if p), 
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(shutil.which("certutil") is None, reason="certutil (libnss3-tools) missing"),
-    pytest.mark.skipif(
-        CHROMIUM is None and FIREFOX is None,
-        reason="no browser: install the Debian packages chromium and/or firefox-esr",
-    ),
+    pytest.mark.needs("certutil"),
 ]
 
 #: the sandboxed HOMEs: which client P12s each one's NSS databases hold.
@@ -349,10 +346,10 @@ def browser(request: pytest.FixtureRequest) -> Fetch:
     """Each installed browser's fetch function (a missing one skips, naming its package)."""
     if request.param == "chromium":
         if CHROMIUM is None:
-            pytest.skip("Chromium is not installed (Debian package: chromium)")
+            need("chromium")
         return chromium
     if FIREFOX is None:
-        pytest.skip("Firefox is not installed (Debian package: firefox-esr)")
+        need("firefox-esr")
     return firefox
 
 

@@ -9,7 +9,6 @@ the cases where the verdict comes after the handshake as an HTTP status, not as 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +19,7 @@ from helpers import PASSWORD, PKIFiles, free_port, run_mutls, run_nginx
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed"),
+    pytest.mark.needs("nginx"),
 ]
 
 HTTP = """

@@ -20,13 +20,9 @@ from mutls import pki
 from mutls.store.tools import entry_name
 
 from helpers import PASSWORD, PKIFiles, run_mutls
+from tools import need
 
 pytestmark = pytest.mark.interop
-
-
-def need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed")
 
 
 @pytest.fixture

@@ -34,13 +34,7 @@ SOURCE = Path(__file__).resolve().parent / "java" / "FetchPage.java"
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(
-        JAVA is None or JAVAC is None,
-        reason="no JDK: java and javac are needed (Debian package: default-jdk-headless)",
-    ),
-    pytest.mark.skipif(
-        shutil.which("keytool") is None, reason="keytool is not installed (default-jre-headless)"
-    ),
+    pytest.mark.needs("java", "javac", "keytool"),
 ]
 
 Arg = str | os.PathLike[str]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -123,6 +124,13 @@ def test_keys_crls_and_mixed_pem(
             "encrypted": False,
             "matches": None,
             "warnings": [],
+            "public_key_sha256": hashlib.sha256(
+                test_pki.identities["poupou"]
+                .certificate.public_key()
+                .public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            ).hexdigest(),
         }
     ]
     [crl] = as_json(capsys, test_pki.crl_path)
@@ -253,3 +261,18 @@ def test_der_key_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     )
     [report] = as_json(capsys, path)
     assert report["kind"] == "DER private key" and report["keys"][0]["key"] == "EC P-256"
+
+
+def test_a_key_is_paired_with_its_certificate_in_another_file(
+    test_pki: PKIFiles, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the article's root.cer and root.key, and Mono's DER root with its PVK key
+    test_pki.ca.write(tmp_path / "root.cer", tmp_path / "root.key")
+    code, out, _ = inspect(capsys, tmp_path / "root.cer", tmp_path / "root.key")
+    assert code == 0
+    assert f"(PEM PKCS#8), matches CN=My Own Test CA in {tmp_path / 'root.cer'}" in out
+    mono = as_json(capsys, FIXTURES / "root.key", FIXTURES / "root.cer", FIXTURES / "evil.cer")
+    assert mono[0]["keys"][0]["matches"] == f"CN=My Own Test CA in {FIXTURES / 'root.cer'}"
+    # a key alone, or beside certificates that are not its own, matches nothing
+    code, out, _ = inspect(capsys, tmp_path / "root.key", test_pki.other_ca_cert)
+    assert code == 0 and "matches" not in out

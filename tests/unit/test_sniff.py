@@ -4,7 +4,6 @@ Java and browsers write it, and nothing public taken for it."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from mutls.pki.sniff import SNIFF_BYTES, is_pkcs12, key_material, secret_text
 
 from helpers import FIXTURES, PKIFiles
+from tools import need
 
 PEM, DER = serialization.Encoding.PEM, serialization.Encoding.DER
 PKCS8 = serialization.PrivateFormat.PKCS8
@@ -131,8 +131,7 @@ def test_pkcs12_by_structure_from_its_first_bytes(test_pki: PKIFiles) -> None:
 def test_pvk_jks_jceks_and_putty_by_magic(tmp_path: Path, test_pki: PKIFiles) -> None:
     assert sniff((FIXTURES / "root.key").read_bytes()) == "Mono/Microsoft PVK private key"
     assert sniff(b"PuTTY-User-Key-File-3: ssh-ed25519\r\n") == "PuTTY private key"
-    if shutil.which("keytool") is None:
-        pytest.skip("keytool is not installed")
+    need("keytool")
     for kind in ("JKS", "JCEKS"):
         store = tmp_path / f"store.{kind}"
         where = ["-keystore", store, "-storetype", kind, "-storepass", "changeit"]

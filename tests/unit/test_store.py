@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 from mutls import pki, store
 from mutls.store import StoreError, StoreName
@@ -227,6 +227,25 @@ def test_mono_names_a_certificate_with_ski_by_ski_and_serial(test_pki: PKIFiles)
     assert store.mono_file_name(cert) == f"ski-{(ski + serial[::-1]).hex().upper()}.cer"
 
 
+#: the "Unique Hash" Mono 6.8.0.105's own `certmgr -list -c Trust` printed for FIXTURES/root.cer
+MONO_ROOT_HASH = (
+    "E95EA65362D67E2E9734467464CD627799F4248843B5D79082D2AA2A7071BF17"
+    "12DCF6581BC5092CD91575EFB13AEF4B18055A3BF00603D2F61EBC89E5EC0623"
+)
+
+
+def test_mono_hash_is_what_monos_certmgr_prints_and_none_where_it_prints_none(
+    test_pki: PKIFiles,
+) -> None:
+    assert store.mono_hash(pki.load_certificate(FIXTURES / "root.cer")) == MONO_ROOT_HASH
+    # Mono hashes RSA and DSA signatures only: its certmgr lists an ECDSA root with an empty
+    # Unique Hash, and its -del can name nothing for it.
+    assert store.mono_hash(test_pki.ca.certificate) is None
+    ed = pki.CertificateAuthority.create("CN=ed", key=pki.KeySpec.parse("ed25519"))
+    assert store.mono_hash(ed.certificate) is None
+    assert store.mono_file_name(ed.certificate).startswith("ski-")
+
+
 def test_reads_a_store_written_the_way_mono_writes_it(
     sandbox_home: Path, test_pki: PKIFiles
 ) -> None:
@@ -238,11 +257,11 @@ def test_reads_a_store_written_the_way_mono_writes_it(
     (mono_trust / store.mono_file_name(ours)).write_bytes(_der(ours))
     crl = test_pki.ca.crl([])
     crl_der = crl.public_bytes(serialization.Encoding.DER)
-    (mono_trust / f"tbp-{store.mono_hash(crl)}.crl").write_bytes(crl_der)
+    (mono_trust / f"tbp-{crl.fingerprint(hashes.SHA256()).hex().upper()}.crl").write_bytes(crl_der)
 
     opened = store.open_store("trust", mono=True)
     assert {e.certificate for e in opened.certificates()} == {mono_root, ours}
-    assert opened.find(store.mono_hash(mono_root)[:12]).certificate == mono_root
+    assert opened.find(MONO_ROOT_HASH[:12]).certificate == mono_root
     assert [e.crl for e in opened.crls()] == [crl]
     assert store.open_store("Trust").certificates() == []  # mutls's own store is separate
 

@@ -326,7 +326,11 @@ def _confirm_root(cert: x509.Certificate, yes: bool) -> bool | None:
     print(f"{subject} is a root: trusting it accepts every certificate it issues.")
     for line in certificate_details(store.StoredCertificate(cert, Path()), mono=False):
         print(f"    {line}")
-    reply = input("Add it to the Trust store? [y/N] ").strip().lower()
+    try:
+        reply = input("Add it to the Trust store? [y/N] ").strip().lower()
+    except EOFError:  # Ctrl-D: the default answer, no
+        print()
+        return False
     return reply in {"y", "yes"}
 
 

@@ -18,6 +18,7 @@ from mutls.pki.describe import (
     FileReport,
     KeyReport,
     describe_file,
+    pair_keys_across_files,
 )
 
 HELP = "show what certificate, key, PKCS#12, PVK and CRL files hold, and what is weak"
@@ -55,6 +56,7 @@ def main(argv: Sequence[str]) -> int:
         except MutlsError as exc:
             failed += 1
             print(f"mutls inspect: {exc}", file=sys.stderr)
+    pair_keys_across_files(reports)
     if args.json:
         print(json.dumps([r.as_dict() for r in reports], indent=2))
     else:

@@ -133,7 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     modern.add_argument(
         "--legacy",
         action="store_true",
-        help="3DES PKCS#12 (and RSA-2048) for old Windows, macOS, Java 8, Mono",
+        help="an RSA-2048 key (unless --key-type) in the 3DES PKCS#12, for old Windows and Java 8",
+    )
+    modern.add_argument(
+        "--p12-cipher",
+        choices=("3des", "aes256"),
+        help="3des (default: what Mono 6.8, old Windows and macOS read, and every newer reader "
+        "too) or aes256 (AES-256/PBKDF2, SHA-256 MAC: OpenSSL 3's default)",
     )
     modern.add_argument("--force", action="store_true", help="overwrite existing files")
     add_password_options(parser, "the PKCS#12 password")
@@ -184,6 +190,7 @@ def main(argv: Sequence[str]) -> int:
         raise UsageError(
             f"{args.output}: the new private key would be lost: keep it with -sv KEYFILE or -p12"
         )
+    legacy_p12 = _legacy_p12(args)
     is_ca = _is_ca(args)
     issuer = _issuer(args)
     if issuer is not None and (weak := issuer.warnings()):
@@ -234,7 +241,7 @@ def main(argv: Sequence[str]) -> int:
         if not password:
             raise UsageError(f"-p12 {args.p12}: a PKCS#12 file needs a non-empty password")
         data = p12_bytes(
-            key, cert, chain, password, legacy=args.legacy, friendly_name=identity.common_name
+            key, cert, chain, password, legacy=legacy_p12, friendly_name=identity.common_name
         )
         outputs.append((args.p12, data, PRIVATE))
     write_files(outputs, overwrite=args.force)
@@ -266,10 +273,19 @@ def _issuer(args: argparse.Namespace) -> Issuer | None:
     return Issuer.load(args.issuer_key, args.issuer_cert, name)
 
 
+def _legacy_p12(args: argparse.Namespace) -> bool:
+    """3DES with a SHA-1 MAC unless asked otherwise: makecert is Mono's tool, and Mono 6.8's
+    X509Certificate2 and certmgr cannot read AES-256/PBKDF2 ("Unable to decode certificate");
+    OpenSSL 3, NSS, Java, Node, Windows and macOS read the 3DES form too."""
+    if args.legacy and args.p12_cipher == "aes256":
+        raise UsageError("--legacy and --p12-cipher aes256 contradict each other")
+    return bool(args.p12_cipher != "aes256")
+
+
 def _key_spec(args: argparse.Namespace) -> KeySpec | None:
     if args.key_type is not None:
         return KeySpec.parse(args.key_type)
-    # Old Windows, macOS and Mono read only 3DES P12s, and Mono's TLS signs only with RSA.
+    # Old Windows and Java 8 clients sign client authentication with RSA only.
     return KeySpec(KeyType.RSA, 2048) if args.legacy else None
 
 

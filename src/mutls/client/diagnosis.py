@@ -7,8 +7,10 @@ certificate wrong, and last what is merely odd about a request that worked.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
+from mutls.client.answer import ServerKind, page_verdict, server_kind
 from mutls.client.hostname import certificate_names
 from mutls.client.observation import Observation
 from mutls.client.session import HOST_MISMATCH, HandshakeRecord
@@ -55,22 +57,74 @@ def diagnose(obs: Observation) -> Finding:
     return finding
 
 
+class Why(enum.Enum):
+    """The kinds of refusal a fix is known for."""
+
+    UNTRUSTED = "untrusted"
+    VALIDITY = "validity"
+    PURPOSE = "purpose"
+    REVOKED = "revoked"
+    DISALLOWED = "disallowed"
+    OTHER = "other"
+
+
+_ALERTS = {
+    "unknown_ca": Why.UNTRUSTED,
+    "certificate_expired": Why.VALIDITY,
+    "unsupported_certificate": Why.PURPOSE,
+    "certificate_revoked": Why.REVOKED,
+}
+#: OpenSSL's verify error strings (and mutls's Disallowed one), by what to do about them.
+_REASONS = (
+    ("Disallowed", Why.DISALLOWED),
+    ("revoked", Why.REVOKED),
+    ("expired", Why.VALIDITY),
+    ("not yet valid", Why.VALIDITY),
+    ("purpose", Why.PURPOSE),
+    ("issuer certificate", Why.UNTRUSTED),
+    ("self-signed", Why.UNTRUSTED),
+    ("self signed", Why.UNTRUSTED),
+    ("verify the first certificate", Why.UNTRUSTED),
+)
+
+
+def _why_of(reason: str | None, alert: str | None, obs: Observation) -> Why:
+    """The server's reason when it gave one, else its alert, else what we see ourselves."""
+    if reason:
+        return next((why for word, why in _REASONS if word in reason), Why.OTHER)
+    if alert in _ALERTS:
+        return _ALERTS[alert]
+    local = obs.local
+    if obs.ca_match is False:
+        return Why.UNTRUSTED
+    if local is not None and local.expired:
+        return Why.VALIDITY
+    if local is not None and local.eku_refused:
+        return Why.PURPOSE
+    return Why.OTHER
+
+
 def _refusal(obs: Observation, rec: HandshakeRecord) -> Finding | None:
-    """The server refused the certificate (or its absence): by an alert or an HTTP error."""
-    identity, local = obs.config.identity, obs.local
+    """The server refused the certificate (or its absence): by an alert, by an HTTP error, or
+    by a page that says the certificate is not valid."""
     alert = rec.alert
     response = obs.response
+    page = page_verdict(response)
     http_refusal = response is not None and response.status >= 400
+    unanswered = rec.certificate_requested and not rec.certificate_sent
     if alert is None and not http_refusal:
         if response is None and rec.handshake_done:
             return Finding(True, f"no HTTP answer: {obs.transport_error or rec.error}")
         if not rec.handshake_done:
             return Finding(True, f"the TLS handshake failed: {rec.error}", _tls_fix(rec))
+        if page is not None and not page.valid and rec.certificate_sent:
+            assert response is not None
+            said = f"HTTP {response.status} {response.reason}, {page.source}".rstrip()
+            return _refused(obs, rec, _why_of(page.reason, None, obs), page.reason, said)
         return None
-    unanswered = rec.certificate_requested and not rec.certificate_sent
     if alert == "certificate_required" or (unanswered and alert == "handshake_failure"):
         return _missing(obs, rec)
-    if http_refusal and alert is None:
+    if alert is None:
         assert response is not None
         said = f"HTTP {response.status} {response.reason}".rstrip()
         if response.first_line:
@@ -78,12 +132,23 @@ def _refusal(obs: Observation, rec: HandshakeRecord) -> Finding | None:
         if unanswered:
             return _missing(obs, rec, said)
         if not rec.certificate_sent:
-            return Finding(True, f"the server answered {said}", "see the server's log")
-        alert = "http"
+            return Finding(True, f"the server answered {said}", _log_fix(obs))
+        reason = page.reason if page is not None and not page.valid else None
+        return _refused(obs, rec, _why_of(reason, None, obs), reason, f"HTTP {response.status}")
+    if alert == "protocol_version":
+        return Finding(True, "the server and mutls share no TLS version", _tls_fix(rec))
+    return _refused(obs, rec, _why_of(None, alert, obs), None, f"alert {alert}")
+
+
+def _refused(
+    obs: Observation, rec: HandshakeRecord, why: Why, reason: str | None, said: str
+) -> Finding:
+    """The finding for a certificate the server refused (or called not valid), and its fix."""
+    identity, local, kind = obs.config.identity, obs.local, server_kind(obs.response)
     who = f"`{identity.subject}`" if identity is not None else "the certificate"
     issuer = f"`{identity.certificate.issuer.rfc4514_string()}`" if identity else "its issuer"
-    said = f"alert {alert}" if alert != "http" else "an HTTP error after the handshake"
-    if alert == "unknown_ca" or obs.ca_match is False:
+    quoted = f": {reason}" if reason else ""
+    if why is Why.UNTRUSTED:
         trusted = _names(rec)
         text = (
             f"the server trusts {trusted}, your certificate is issued by {issuer}"
@@ -92,37 +157,79 @@ def _refusal(obs: Observation, rec: HandshakeRecord) -> Finding | None:
         )
         return Finding(
             True,
-            f"{text} ({said})",
-            "use a certificate issued by a CA the server trusts, or add "
-            f"{issuer} to the server's client CAs (mutls certmgr -add -c Trust CA.cer)",
+            f"{text}{quoted} ({said})",
+            "use a certificate issued by a CA the server trusts, or make the server trust "
+            f"{issuer}: {TRUST_FIX[kind]}",
         )
-    if alert == "certificate_expired" or (local is not None and local.expired):
+    if why is Why.VALIDITY:
+        what = "; ".join(local.problems) if local and local.problems else reason or "expired"
         return Finding(
             True,
-            f"your certificate {who} is outside its validity: "
-            f"{'; '.join(local.problems) if local else 'the server says it expired'} ({said})",
+            f"your certificate {who} is outside its validity: {what} ({said})",
             NEW_CLIENT_CERT,
         )
-    if alert == "unsupported_certificate" or (local is not None and local.eku_refused):
+    if why is Why.PURPOSE:
         return Finding(
             True,
             f"your certificate {who} may not be used for client authentication: its "
-            f"extended key usage lacks clientAuth ({said})",
+            f"extended key usage lacks clientAuth{quoted} ({said})",
             f"{NEW_CLIENT_CERT} (-eku gives it clientAuth)",
         )
-    if alert == "certificate_revoked":
-        return Finding(True, f"the server says {who} is revoked ({said})", NEW_CLIENT_CERT)
-    if local is not None and local.problems:
+    if why is Why.REVOKED:
         return Finding(
-            True, f"the server refused {who} ({said}): {'; '.join(local.problems)}", None
+            True,
+            f"the server says {who} is revoked{quoted} ({said})",
+            f"{NEW_CLIENT_CERT}; {REVOKED_WHERE[kind]}",
         )
-    if alert == "protocol_version":
-        return Finding(True, "the server and mutls share no TLS version", _tls_fix(rec))
+    if why is Why.DISALLOWED:
+        return Finding(
+            True,
+            f"the server's Disallowed store lists {who}{quoted} ({said})",
+            "use another certificate; if it is there by mistake, on the mutls server: "
+            "`mutls certmgr -del -c Disallowed SHA256` and SIGHUP it",
+        )
+    if reason:
+        return Finding(True, f"the server refused {who}{quoted} ({said})", _log_fix(obs))
+    if local is not None and local.problems:
+        return Finding(True, f"the server refused {who} ({said}): {'; '.join(local.problems)}")
     return Finding(
         True,
-        f"the server refused {who} ({said}) for a reason it did not name",
-        "see the server's error log; check that it trusts your certificate's issuer",
+        f"the server refused {who} ({said}) without saying why",
+        f"{_log_fix(obs)}; check that it trusts your certificate's issuer",
     )
+
+
+#: where to make a server trust a client CA, by server kind (unknown: all of them).
+TRUST_FIX = {
+    ServerKind.MUTLS: "on the mutls server, `mutls certmgr -add -c Trust CA.cer` (then SIGHUP "
+    "it) or `--client-ca CA.cer`",
+    ServerKind.NGINX: "in nginx, add it to the file `ssl_client_certificate` names, then "
+    "`nginx -s reload`",
+    ServerKind.S_SERVER: "for openssl s_server, give it with `-CAfile CA.pem`",
+    ServerKind.UNKNOWN: "mutls: `mutls certmgr -add -c Trust CA.cer`; nginx: "
+    "`ssl_client_certificate CA.pem`; openssl s_server: `-CAfile CA.pem`; other servers: their "
+    "list of client CAs",
+}
+#: where a server keeps the revocation that refused the certificate.
+REVOKED_WHERE = {
+    ServerKind.MUTLS: "the CRL is in the server's Trust or CA store or its --crl "
+    "(`mutls certmgr -list -crl Trust -v`)",
+    ServerKind.NGINX: "the CRL is nginx's `ssl_crl` file",
+    ServerKind.S_SERVER: "the CRL is s_server's `-CRL` file",
+    ServerKind.UNKNOWN: "the CRL is the server's (mutls: its stores or --crl; nginx: "
+    "`ssl_crl`; openssl s_server: `-CRL`)",
+}
+#: where the server says why it refused.
+_LOG = {
+    ServerKind.MUTLS: "the mutls server logs each refusal with its reason",
+    ServerKind.NGINX: "nginx's error log says why (`client SSL certificate verify error: …`)",
+    ServerKind.S_SERVER: "openssl s_server prints the verify error on its output",
+    ServerKind.UNKNOWN: "see the server's error log",
+}
+
+
+def _log_fix(obs: Observation) -> str:
+    return _LOG[server_kind(obs.response)]
 
 
 def _missing(obs: Observation, rec: HandshakeRecord, said: str | None = None) -> Finding:
@@ -174,6 +281,8 @@ def _accepted(obs: Observation, rec: HandshakeRecord) -> Finding:
             )
         return finding
     if not rec.certificate_sent:
+        if identity is not None:  # offered, asked for, and still not sent: that is a problem
+            return _missing(obs, rec, status)
         return Finding(
             False,
             f"the server asked for a client certificate but accepted the request without one "
@@ -182,12 +291,15 @@ def _accepted(obs: Observation, rec: HandshakeRecord) -> Finding:
             ["it asks optionally; give --cert to be identified"],
         )
     assert identity is not None
-    finding = Finding(False, f"the server accepted `{identity.subject}` ({status})")
     if local is not None and local.problems:
-        finding.notes.append(
-            "it is not valid by itself (" + "; ".join(local.problems) + "): the server only "
-            "reports it and the application decides"
+        # Accepted, and nothing in the answer says otherwise: the server does not check.
+        return Finding(
+            True,
+            f"the server accepted `{identity.subject}` ({status}), which is not valid: "
+            f"{'; '.join(local.problems)}; the server does not check it, so its application must",
+            NEW_CLIENT_CERT,
         )
+    finding = Finding(False, f"the server accepted `{identity.subject}` ({status})")
     if obs.ca_match is False:
         finding.notes.append(
             f"its issuer is not among the CAs the server named ({_names(rec)}): the server "

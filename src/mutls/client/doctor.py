@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from mutls.client.answer import page_verdict, server_kind
 from mutls.client.diagnosis import diagnose
 from mutls.client.hostname import certificate_names
 from mutls.client.observation import Observation, observe
@@ -120,9 +121,10 @@ class DoctorReport:
         return "\n".join(lines)
 
 
-def steps_of(obs: Observation) -> list[Step]:
-    """The report's steps, in the order things happen."""
-    steps: list[Step] = [_local_step(obs)]
+def steps_of(obs: Observation, refused: bool = True) -> list[Step]:
+    """The report's steps, in the order things happen (``refused``: the diagnosis found a
+    problem, so an issuer the server did not name is a failure rather than a warning)."""
+    steps: list[Step] = [_local_step(obs, refused)]
     rec = obs.record
     if obs.connect_error is not None or rec is None:
         steps.append(Step("TCP", Verdict.FAIL, obs.connect_error or "not connected"))
@@ -136,18 +138,19 @@ def steps_of(obs: Observation) -> list[Step]:
         steps.append(Step("TLS", Verdict.FAIL, f"handshake failed: {why}"))
     steps.append(_server_certificate_step(obs, rec))
     steps.append(_request_step(rec))
-    steps.append(_match_step(obs, rec))
-    steps.append(_sent_step(obs, rec))
+    steps.append(_match_step(obs, rec, refused))
+    steps.append(_sent_step(obs, rec, refused))
     steps.append(_answer_step(obs, rec))
     return steps
 
 
-def _local_step(obs: Observation) -> Step:
+def _local_step(obs: Observation, refused: bool) -> Step:
     identity, local = obs.config.identity, obs.local
     if identity is None or local is None:
         return Step("your certificate", Verdict.INFO, "none offered (give one with --cert)")
     summary = f"{local.subject}, issued by {local.issuer}, {local.key}"
-    verdict = Verdict.FAIL if local.problems else Verdict.OK
+    # What is wrong with it fails the visit only if it mattered (it was not even asked for).
+    verdict = Verdict.OK if not local.problems else Verdict.FAIL if refused else Verdict.WARN
     details = [*local.problems, *local.notes]
     if identity.chain:
         chain = ", ".join(c.subject.rfc4514_string() for c in identity.chain)
@@ -192,7 +195,7 @@ def _request_step(rec: HandshakeRecord) -> Step:
     return Step("certificate request", Verdict.OK, f"asked for one from: {'; '.join(names)}")
 
 
-def _match_step(obs: Observation, rec: HandshakeRecord) -> Step:
+def _match_step(obs: Observation, rec: HandshakeRecord, refused: bool) -> Step:
     identity = obs.config.identity
     if identity is None or not rec.certificate_requested:
         return Step("issuer accepted", Verdict.SKIP, "nothing to match")
@@ -201,17 +204,23 @@ def _match_step(obs: Observation, rec: HandshakeRecord) -> Step:
         return Step("issuer accepted", Verdict.SKIP, f"{issuer}: the server named no CAs")
     if obs.ca_match:
         return Step("issuer accepted", Verdict.OK, f"{issuer} is one the server named")
-    return Step("issuer accepted", Verdict.FAIL, f"{issuer} is NOT one the server named")
+    if refused:
+        return Step("issuer accepted", Verdict.FAIL, f"{issuer} is NOT one the server named")
+    return Step(
+        "issuer accepted", Verdict.WARN, f"{issuer} is NOT one the server named, yet it took it"
+    )
 
 
-def _sent_step(obs: Observation, rec: HandshakeRecord) -> Step:
+def _sent_step(obs: Observation, rec: HandshakeRecord, refused: bool) -> Step:
     identity = obs.config.identity
     if rec.certificate_sent and identity is not None:
         return Step("certificate sent", Verdict.OK, identity.subject)
     if not rec.certificate_requested:
         return Step("certificate sent", Verdict.INFO, "none (not asked for)")
     if identity is None:
-        return Step("certificate sent", Verdict.FAIL, "none (none offered)")
+        if refused:
+            return Step("certificate sent", Verdict.FAIL, "none (none offered)")
+        return Step("certificate sent", Verdict.INFO, "none (none offered, none needed)")
     return Step("certificate sent", Verdict.FAIL, "none, although one was asked for and offered")
 
 
@@ -226,19 +235,29 @@ def _answer_step(obs: Observation, rec: HandshakeRecord) -> Step:
     verdict = Verdict.OK if response.status < 400 else Verdict.FAIL
     line = response.first_line
     summary = f"HTTP {response.status} {response.reason}".rstrip()
-    return Step("server answer", verdict, summary, [f"body: {line}"] if line else [])
+    details = [f"body: {line}"] if line else []
+    page = page_verdict(response)
+    if page is not None:
+        said = "valid" if page.valid else "NOT valid" + (f": {page.reason}" if page.reason else "")
+        details.append(f"{page.source} says the certificate is {said}")
+        if not page.valid and rec.certificate_sent:
+            verdict = Verdict.FAIL
+    details.append(f"server: {server_kind(response).value}")
+    return Step("server answer", verdict, summary, details)
 
 
 def run_doctor(url: str, config: ClientConfig) -> DoctorReport:
     """Observe ``url`` and diagnose: the whole of ``mutls doctor``."""
     obs = observe(url, config)
     finding = diagnose(obs)
+    steps = steps_of(obs, finding.problem)
     return DoctorReport(
         url=url,
-        steps=steps_of(obs),
+        steps=steps,
         diagnosis=finding.text,
         fix=finding.fix,
-        problem=finding.problem,
+        # one verdict from everything seen: a failed step is never followed by exit 0
+        problem=finding.problem or any(s.verdict is Verdict.FAIL for s in steps),
         notes=finding.notes,
         observation=obs,
     )

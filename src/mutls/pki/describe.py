@@ -9,12 +9,14 @@ is weak, so ``inspect`` and ``makecert`` (warning about an issuer) say the same 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from mutls.errors import FileFormatError
 from mutls.pki.certs import extended_key_usage, fingerprint, parse_certificates, utcnow
@@ -29,6 +31,7 @@ from mutls.pki.keys import (
 from mutls.pki.names import eku_name
 from mutls.pki.pkcs12 import describe_p12_algorithms, parse_p12
 from mutls.pki.sniff import is_pkcs12
+from mutls.pki.trust import spki_sha256
 from mutls.pki.weakness import (
     extension_value,
     is_self_signed,
@@ -74,17 +77,21 @@ class CertificateReport:
     sha256: str
     sha1: str
     warnings: list[str] = field(default_factory=list)
+    #: SHA-256 of the SubjectPublicKeyInfo (hex): what pairs a key file with its certificate
+    public_key_sha256: str | None = None
 
 
 @dataclass
 class KeyReport:
-    """One private key: its kind, how it is stored, and which certificate it belongs to."""
+    """One private key: its kind, how it is stored, and which certificate it belongs to (in
+    its own file, or in another file described with it: ``root.cer root.key``)."""
 
     key: str
     format: str
     encrypted: bool = False
     matches: str | None = None
     warnings: list[str] = field(default_factory=list)
+    public_key_sha256: str | None = None
 
 
 @dataclass
@@ -191,6 +198,7 @@ def describe_certificate(
         sha256=_colons(fingerprint(cert, "sha256")),
         sha1=_colons(fingerprint(cert, "sha1")),
         warnings=weaknesses(cert, issues_others=issues_others),
+        public_key_sha256=spki_sha256(cert),
     )
 
 
@@ -358,7 +366,35 @@ def _fill(
 
 
 def _key_report(key: Any, fmt: str, encrypted: bool = False) -> KeyReport:
-    return KeyReport(describe_key(key), fmt, encrypted, warnings=key_weaknesses(key))
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return KeyReport(
+        describe_key(key),
+        fmt,
+        encrypted,
+        warnings=key_weaknesses(key),
+        public_key_sha256=hashlib.sha256(spki).hexdigest(),
+    )
+
+
+def pair_keys_across_files(reports: Sequence[FileReport]) -> None:
+    """Name, for a key whose own file holds no certificate of it, the certificate of another
+    file that holds its public half (Mono keeps ``root.key`` and ``root.cer`` apart)."""
+    for report in reports:
+        for key in report.keys:
+            if key.matches is not None:
+                continue
+            key.matches = next(
+                (
+                    f"{cert.subject} in {other.path}"
+                    for other in reports
+                    if other is not report
+                    for cert in other.certificates
+                    if cert.public_key_sha256 == key.public_key_sha256
+                ),
+                None,
+            )
 
 
 def _kind(report: FileReport) -> str:

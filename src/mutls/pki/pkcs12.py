@@ -1,4 +1,8 @@
-"""PKCS#12 bundles: modern (AES-256/PBKDF2, SHA-256 MAC) by default, 3DES/SHA-1 with ``legacy``."""
+"""PKCS#12 bundles: AES-256/PBKDF2 with a SHA-256 MAC, or 3DES with a SHA-1 MAC (``legacy``).
+
+Which one is whose default: ``pkcs12 -export`` and the Python API write AES-256 as OpenSSL 3
+does; ``makecert`` writes 3DES, the one form every reader takes (Mono 6.8 takes no other).
+"""
 
 from __future__ import annotations
 
@@ -28,8 +32,8 @@ def p12_bytes(
     """Serialise leaf + key + chain.
 
     Modern: AES-256-CBC with PBKDF2 for key and certificates, HMAC-SHA-256 MAC; OpenSSL 3, Java
-    11+, NSS and browsers read it. ``legacy``: 3DES and a SHA-1 MAC, for old Windows, macOS,
-    Java 8 and Mono, which read nothing newer.
+    11+, NSS and browsers read it. ``legacy``: 3DES and a SHA-1 MAC, which those read too and
+    Mono 6.8, Windows before Server 2019 and older macOS read alone.
     """
     if not password:
         raise PKIError("a PKCS#12 file needs a password (an empty one protects nothing)")

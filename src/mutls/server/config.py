@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mutls.errors import UsageError
+from mutls.errors import MutlsError, UsageError
 from mutls.http.connection import HTTPLimits
 from mutls.pki.identity import Identity
 from mutls.pki.trust import TrustMaterial
@@ -161,6 +161,7 @@ class ServerConfig:
         self._validate_forwarding()
         self._validate_timeouts()
         self._validate_limits()
+        self._validate_trust_files()
 
     def _validate_forwarding(self) -> None:
         if not self.trusted_proxies and self.forwarded_cert_header is None:
@@ -185,6 +186,22 @@ class ServerConfig:
                 "--trusted-proxy with --client-cert none would ignore every forwarded "
                 "certificate: give --client-cert optional or require"
             )
+
+    def _validate_trust_files(self) -> None:
+        """--client-ca and --crl files are read once here, so a missing or corrupt one is a
+        line when the config is made, not a traceback when the server starts."""
+        from mutls.pki.certs import load_certificates
+        from mutls.pki.crl import load_crls
+
+        for flag, paths, load in (
+            ("--client-ca", self.client_ca_files, load_certificates),
+            ("--crl", self.crl_files, load_crls),
+        ):
+            for path in paths:
+                try:
+                    load(path)
+                except MutlsError as exc:
+                    raise UsageError(f"{flag} {exc}") from None
 
     def _validate_timeouts(self) -> None:
         for item in fields(self.timeouts):

@@ -11,7 +11,11 @@ What Mono does (Mono.Security ``X509Store``, ``X509StoreManager``, ``X509Stores`
 - that "thumbprint" (``X509Certificate.Hash``, also shown as "Unique Hash" by ``certmgr -list``
   and taken by ``certmgr -del``) is *not* the usual SHA-1 fingerprint: it is the hash of the
   TBSCertificate with the signature's own hash algorithm (SHA-512 for a ``sha512WithRSA``
-  certificate from Mono 6.8's makecert);
+  certificate from Mono 6.8's makecert); the algorithm comes from ``PKCS1.HashNameFromOid``,
+  which knows only RSA PKCS#1 v1.5 and DSA-SHA1 signatures: for ECDSA, RSA-PSS or Ed25519
+  ``Hash`` is null, ``certmgr -list`` prints an empty "Unique Hash" and ``certmgr -del`` can
+  name no such certificate (seen with Mono 6.8.0.105: the sha512WithRSA root removed by its
+  hash, an ecdsa-with-SHA256 root listed with an empty one and removed by nothing);
 - unreadable files are skipped silently by Mono; here they are reported;
 - private keys live apart, in Mono's CSP key-pair files, which this layout does not hold.
 """
@@ -26,13 +30,36 @@ from cryptography.hazmat.primitives import hashes, serialization
 from mutls.store.directory import CertificateStore
 from mutls.store.locations import StoreError
 
+#: the signature algorithms whose hash Mono's ``PKCS1.HashNameFromOid`` names (RSA PKCS#1 v1.5
+#: with MD2 to SHA-512 and RIPEMD-160, the old SHA-1/RSA OID, DSA with SHA-1).
+MONO_HASHED_SIGNATURES = frozenset(
+    {
+        "1.2.840.113549.1.1.2",
+        "1.2.840.113549.1.1.3",
+        "1.2.840.113549.1.1.4",
+        "1.2.840.113549.1.1.5",
+        "1.2.840.113549.1.1.11",
+        "1.2.840.113549.1.1.12",
+        "1.2.840.113549.1.1.13",
+        "1.3.14.3.2.29",
+        "1.2.840.10040.4.3",
+        "1.3.36.3.3.1.2",
+    }
+)
 
-def mono_hash(cert: x509.Certificate | x509.CertificateRevocationList) -> str:
-    """Mono's ``Hash``: the to-be-signed part hashed with the signature's hash, upper-case hex."""
-    algorithm = cert.signature_hash_algorithm
-    if algorithm is None:
-        # Ed25519 signs the message itself; Mono never knew such certificates.
-        raise StoreError("Mono's store cannot name Ed25519 certificates (no signature hash)")
+
+def mono_hash(cert: x509.Certificate | x509.CertificateRevocationList) -> str | None:
+    """Mono's ``Hash`` ("Unique Hash", what Mono's ``certmgr -del`` takes), upper-case hex, or
+    ``None`` where Mono has none (ECDSA, RSA-PSS, Ed25519 signatures: see the module docstring).
+    """
+    if cert.signature_algorithm_oid.dotted_string not in MONO_HASHED_SIGNATURES:
+        return None
+    return _tbs_digest(cert)
+
+
+def _tbs_digest(cert: x509.Certificate | x509.CertificateRevocationList) -> str:
+    """The to-be-signed part hashed with the signature's hash (SHA-256 when it has none)."""
+    algorithm = cert.signature_hash_algorithm or hashes.SHA256()
     tbs = (
         cert.tbs_certificate_bytes
         if isinstance(cert, x509.Certificate)
@@ -54,7 +81,7 @@ def mono_file_name(cert: x509.Certificate) -> str:
     try:
         ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     except x509.ExtensionNotFound:
-        return f"tbp-{mono_hash(cert)}.cer"
+        return f"tbp-{_tbs_digest(cert)}.cer"
     return f"ski-{(ski + _serial_little_endian(cert.serial_number)).hex().upper()}.cer"
 
 
@@ -83,7 +110,7 @@ class MonoCertificateStore(CertificateStore):
 
     def crl_path(self, crl: x509.CertificateRevocationList) -> Path:
         """``tbp-<hash>.crl`` beside the certificates, as Mono names a CRL without an SKI."""
-        return self.directory / f"tbp-{mono_hash(crl)}.crl"
+        return self.directory / f"tbp-{_tbs_digest(crl)}.crl"
 
     def certificate_files(self) -> list[Path]:
         """``*.cer`` files, as Mono reads."""
@@ -103,14 +130,10 @@ class MonoCertificateStore(CertificateStore):
 
     def aliases(self, cert: x509.Certificate) -> tuple[str, ...]:
         """Mono's unique hash, so ``-del`` takes what Mono's ``certmgr -list`` printed."""
-        try:
-            return (mono_hash(cert).lower(),)
-        except StoreError:
-            return ()
+        digest = mono_hash(cert)
+        return (digest.lower(),) if digest else ()
 
     def crl_aliases(self, crl: x509.CertificateRevocationList) -> tuple[str, ...]:
         """Mono's unique hash of the CRL."""
-        try:
-            return (mono_hash(crl).lower(),)
-        except StoreError:
-            return ()
+        digest = mono_hash(crl)
+        return (digest.lower(),) if digest else ()

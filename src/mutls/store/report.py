@@ -38,12 +38,20 @@ def certificate_details(entry: StoredCertificate, *, mono: bool = False) -> list
         lines.append(f"Alt names:   {', '.join(str(n.value) for n in san)}")
     except x509.ExtensionNotFound:
         pass
-    if mono and cert.signature_hash_algorithm is not None:
-        lines.append(f"Mono hash:   {mono_hash(cert)}")
+    if mono:
+        digest = mono_hash(cert)
+        lines.append(f"Mono hash:   {digest or NO_MONO_HASH}")
     lines.append(f"File:        {entry.path}")
     if entry.key_path is not None:
         lines.append(f"Private key: {entry.key_path}")
     return lines
+
+
+#: what Mono's own certmgr shows for an ECDSA (RSA-PSS, Ed25519) certificate, and what follows.
+NO_MONO_HASH = (
+    "none (Mono hashes only RSA and DSA signatures: its certmgr -list shows an empty Unique "
+    "Hash and its -del cannot remove this one; mutls certmgr -del --mono takes the SHA-256)"
+)
 
 
 def crl_details(entry: StoredCRL) -> list[str]:

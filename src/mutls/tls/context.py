@@ -177,6 +177,8 @@ class ServerContext:
         lib.SSL_CTX_set_security_level(ctx, SECURITY_LEVEL)
         self._set_identity(ctx, config.identity)
         self._set_ciphers(ctx)
+        # DHE suites (--ciphers DEFAULT lists them) need a group: the RFC 7919 one sized to the key.
+        lib.SSL_CTX_ctrl(ctx, _openssl.SSL_CTRL_SET_DH_AUTO, 1, ffi.NULL)
         # Tickets and session IDs both need a session id context, or OpenSSL fails every
         # resumption attempt ("session id context uninitialized", alert 80).
         sid = self._session_id_context()
@@ -214,7 +216,15 @@ class ServerContext:
             and lib.SSL_CTX_use_PrivateKey(ctx, key)
             and lib.SSL_CTX_check_private_key(ctx)
         ):
-            _openssl.errors()
+            reasons = _openssl.errors()
+            # "ee key too small" (Mono's RSA-1024 localhost.p12) is not a mismatch: say which.
+            if any("key too small" in r for r in reasons):
+                raise PKIError(
+                    f"server certificate {identity.subject}: OpenSSL refuses its "
+                    f"{describe_key(identity.key)} key ({reasons[-1]}: security level "
+                    f"{SECURITY_LEVEL} needs RSA 2048 or EC 224 bits); re-issue it with mutls "
+                    "makecert"
+                )
             raise PKIError(
                 f"server certificate {identity.subject}: the private key does not match it"
             )
