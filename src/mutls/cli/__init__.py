@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "makecert": "makecert",
     "pkcs12": "pkcs12",
     "inspect": "inspect",
+    "revoke": "revoke",
+    "makecrl": "makecrl",
     "certmgr": "certmgr",
     "serve": "serve",
     "xsp": "xsp",
