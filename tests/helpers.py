@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -182,6 +183,55 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> 
             time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def mutls_process(args: list[str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``python -m mutls ARGS``; wait (bounded) for its "serving on" line; SIGTERM it."""
+    with log.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mutls", *args],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while b"mutls: serving on" not in log.read_bytes():
+            if process.poll() is not None:
+                raise AssertionError(f"server exited: {log.read_text()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server did not start: {log.read_text()}")
+            time.sleep(0.05)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def wait_for_text(path: Path, text: str, count: int = 1, timeout: float = 20) -> None:
+    """Return once ``path`` holds ``text`` ``count`` times (a log line after a signal)."""
+    deadline = time.monotonic() + timeout
+    while path.read_text(errors="replace").count(text) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not in {path} after {timeout} s: {path.read_text()}")
+        time.sleep(0.05)
+
+
+def curl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``curl -sS URL`` with ``args``, bounded."""
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "10", *args, url],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+
 class ServerProcess:
     """A server process on a free 127.0.0.1 port, as a context manager (stopped on exit)."""
 
@@ -245,7 +295,7 @@ class MutlsServer(ServerProcess):
 
 NGINX_PREAMBLE = """
 daemon off;
-master_process off;
+master_process {master};
 worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log info;
@@ -267,18 +317,26 @@ http {{
 
 
 @contextlib.contextmanager
-def run_nginx(prefix: Path, pki_dir: Path, http: str, ports: Iterable[int]) -> Iterator[None]:
+def run_nginx(
+    prefix: Path, pki_dir: Path, http: str, ports: Iterable[int], *, master: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
     """nginx in the foreground under ``prefix`` with ``http`` inside its ``http {}`` block.
 
     The block's TLS settings use the test PKI's ``server`` and ``root`` files. Waits until every
-    port in ``ports`` listens (failing the test with nginx's error output if it does not) and
-    stops nginx on exit. Skips the test when this nginx has no SSL module.
+    port in ``ports`` listens (failing the test with nginx's error output if it does not),
+    yields the process and stops nginx on exit. Skips the test when this nginx has no SSL
+    module. ``master`` runs a master process (and its worker), which SIGHUP makes re-read the
+    configuration: nginx 1.22 alone (``master_process off``) loses its TLS listeners doing so.
     """
     version = subprocess.run(["nginx", "-V"], capture_output=True, text=True, timeout=10)
     if "--with-http_ssl_module" not in version.stderr:
         pytest.skip("this nginx has no ssl module")
     conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_PREAMBLE.format(prefix=prefix, pki=pki_dir, http=http))
+    conf.write_text(
+        NGINX_PREAMBLE.format(
+            prefix=prefix, pki=pki_dir, http=http, master="on" if master else "off"
+        )
+    )
     process = subprocess.Popen(
         ["nginx", "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
         stdin=subprocess.DEVNULL,
@@ -293,7 +351,7 @@ def run_nginx(prefix: Path, pki_dir: Path, http: str, ports: Iterable[int]) -> I
                 process.kill()
                 _, err = process.communicate(timeout=10)
                 pytest.fail(f"nginx did not start: {err.decode()}")
-        yield
+        yield process
     finally:
         stop_process(process)
 
