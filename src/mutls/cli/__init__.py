@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = importlib.import_module(f"mutls.cli.{COMMANDS[name]}")
         return int(module.main(args[1:]))
     except MutlsError as exc:
+        details = getattr(exc, "details", None)  # the app's traceback, when its code failed
+        if details:
+            print(details.rstrip("\n"), file=sys.stderr)
         print(f"mutls {name}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
