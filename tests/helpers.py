@@ -235,16 +235,24 @@ def curl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 class ServerProcess:
     """A server process on a free 127.0.0.1 port, as a context manager (stopped on exit)."""
 
-    def __init__(self, argv: list[str], port: int, cwd: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        port: int,
+        cwd: str | os.PathLike[str],
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port
         self.args = argv
         self.cwd = cwd
+        self.env = env
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ServerProcess:
         self.process = subprocess.Popen(
             self.args,
             cwd=self.cwd,
+            env={**os.environ, **self.env} if self.env else None,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -287,10 +295,15 @@ class OpenSSLServer(ServerProcess):
 class MutlsServer(ServerProcess):
     """``mutls xsp|serve ARGS --address 127.0.0.1 --port P`` (``args[0]`` is the command)."""
 
-    def __init__(self, *args: str | os.PathLike[str], cwd: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        *args: str | os.PathLike[str],
+        cwd: str | os.PathLike[str],
+        env: dict[str, str] | None = None,
+    ) -> None:
         port = free_port()
         argv = [sys.executable, "-m", "mutls", *map(str, args)]
-        super().__init__([*argv, "--address", "127.0.0.1", "--port", str(port)], port, cwd)
+        super().__init__([*argv, "--address", "127.0.0.1", "--port", str(port)], port, cwd, env)
 
 
 NGINX_PREAMBLE = """
