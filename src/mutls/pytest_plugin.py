@@ -83,6 +83,8 @@ class TestCA:
         from mutls.pki import KeySpec, parse_eku, parse_general_name
 
         spec = KeySpec.parse(key) if isinstance(key, str) else key
+        if not_after is not None and not_before is None:  # an expired one starts before it ends
+            not_before = min(not_after - dt.timedelta(days=30), _now() - dt.timedelta(minutes=5))
         oids = None if eku is None else [o for e in eku for o in _eku(e, parse_eku)]
         names = [parse_general_name(s) for s in san]
         if email is not None:
@@ -97,6 +99,10 @@ class TestCA:
             not_after=not_after,
         )
         return ClientCert(identity, self.cert_path)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _eku(value: Any, parse: Callable[[str], list[Any]]) -> list[Any]:
