@@ -7,10 +7,10 @@ import contextlib
 import datetime as dt
 import os
 import shlex
-import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -205,12 +205,7 @@ def mutls_process(args: list[str], cwd: Path, log: Path) -> Iterator[subprocess.
         yield process
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            stop_process(process)
 
 
 def wait_for_text(path: Path, text: str, count: int = 1, timeout: float = 20) -> None:
@@ -268,6 +263,20 @@ class ServerProcess:
         if self.process is not None:
             stop_process(self.process)
             self.process = None
+
+
+@contextlib.contextmanager
+def serving(server: Any) -> Iterator[Any]:
+    """A ``socketserver`` server (``http.server``, ``wsgiref``) on a thread for the block;
+    shut down, closed and joined (bounded) after it."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:

@@ -13,7 +13,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
 import urllib.parse
 import wsgiref.simple_server
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from mutls.frameworks import TrustedProxy
 from mutls.pki import TrustMaterial
 
-from helpers import PKIFiles
+from helpers import PKIFiles, serving
 
 RULES = '[[allow]]\nsubject = "CN=poupou"\n'
 
@@ -70,14 +69,8 @@ def flask_url(proxy: TrustedProxy, tmp_path: Path) -> Iterator[str]:
             pass
 
     server = wsgiref.simple_server.make_server("127.0.0.1", 0, app, handler_class=Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_flask_under_wsgiref(test_pki: PKIFiles, flask_url: str) -> None:

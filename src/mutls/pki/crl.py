@@ -50,7 +50,7 @@ def build_crl(
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer_cert.subject)
         .last_update(now)
-        .next_update(now + dt.timedelta(days=days))
+        .next_update(utcnow() + dt.timedelta(days=days))  # from now, not the backdated start
         .add_extension(x509.CRLNumber(number or int(utcnow().timestamp())), critical=False)
         .add_extension(authority_key_identifier(issuer_cert), critical=False)
     )
