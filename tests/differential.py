@@ -47,6 +47,8 @@ from tls_driver import TLS12, TLS13, client_context, connect, server_context
 # OpenSSL's verification error codes that the explanations below name.
 UNABLE_TO_GET_ISSUER = 2
 UNABLE_TO_GET_CRL = 3
+#: OpenSSL's errors about a CRL or found through one (signature, dates, scope, path, revoked).
+CRL_ERRORS = frozenset({6, 8, 11, 12, 15, 16, 23, 33, 35, 36, 44, 54})
 CRL_HAS_EXPIRED = 12
 SELF_SIGNED_IN_CHAIN = 19
 UNABLE_TO_GET_ISSUER_LOCALLY = 20
@@ -84,6 +86,28 @@ INTENTIONAL: dict[str, tuple[bool, str]] = {
         True,
         "a CA without a CRL in the trust is not checked by mutls; -crl_check_all fails with "
         "'unable to get certificate CRL'",
+    ),
+    "unused-unparseable": (
+        True,
+        "a certificate the client sent that OpenSSL's chain does not use does not count, even "
+        "when cryptography cannot parse it; cryptography refuses to read the whole list",
+    ),
+    "unparseable-forwarded": (
+        False,
+        "the forwarded path cannot read a header holding a certificate cryptography cannot "
+        "parse: it answers 400 (and verify_chain is never given such a list), where a "
+        "handshake may judge a chain that does not use that certificate",
+    ),
+    "openssl-one-path": (
+        False,
+        "OpenSSL builds one chain and does not go back to another issuer of the same name when "
+        "the one it chose has a weak key or digest; cryptography tries every path",
+    ),
+    "same-name-crl-issuers": (
+        False,
+        "the reason only: two CAs of one name, each with a CRL: OpenSSL takes the CRL from its "
+        "store in mutls and from the command line's list in openssl verify, and refuses for "
+        "the one it took",
     ),
     "weak-leaf-key-in-cryptography": (
         False,
@@ -404,11 +428,18 @@ def openssl_difference(case: Case, mine: Verdict, theirs: Verdict) -> str | None
         without = theirs.without_crls
         if (without.valid, without.code) == (mine.valid, mine.code):
             return scope
+        if not mine.valid and mine.code in CRL_ERRORS:
+            return scope  # a CRL above the missing one, which openssl never reached
         return openssl_difference(case, mine, without)
     if mine.valid:
         return None
     if (mine.code, theirs.code) == (UNABLE_TO_GET_ISSUER_LOCALLY, SELF_SIGNED_IN_CHAIN):
         return "sent-root-ignored"
+    same_names = plan.same_name_roots or any(
+        plan.has(kind) for kind in ("look-alike", "subject-as-issuer", "name-spelling")
+    )
+    if mine.code in CRL_ERRORS and theirs.code in CRL_ERRORS and same_names:
+        return "same-name-crl-issuers"
     return None
 
 
@@ -426,6 +457,15 @@ def cryptography_difference(case: Case, mine: Verdict, theirs: Verdict) -> str |
         return "weak-leaf-key-in-cryptography"
     if mine.valid and plan.has("name-spelling"):
         return "name-spelling"
+    if mine.valid and (theirs.error or "").startswith("cryptography cannot parse"):
+        unparseable = {c.der for c in case.unparseable}
+        clean = [p for p in case.paths() if not any(c.der in unparseable for c in p)]
+        return "unused-unparseable" if clean else None
+    if not mine.valid and mine.code in WEAK and theirs.valid:
+        if any(not any(_weak(c) for c in p) for p in case.paths()):
+            return "openssl-one-path"
+    if not mine.valid and mine.code in CRL_ERRORS:
+        return "no-crl-in-cryptography"
     return None
 
 
@@ -466,6 +506,11 @@ def compare(case: Case, mutls: dict[str, Verdict], openssl: Verdict, crypto: Ver
         if verdict.crashed:
             disagree(f"mutls {name}: {verdict.error}")
     sound = {n: v for n, v in mutls.items() if not v.crashed}
+    if case.unparseable:
+        unread = {n for n, v in sound.items() if _unread(v)}
+        if unread and len(unread) < len(sound):
+            differ("unparseable-forwarded vs mutls handshakes")
+            sound = {n: v for n, v in sound.items() if n not in unread}
     reference_name = next(iter(sound), None)
     if reference_name is None:
         return judgement
@@ -496,6 +541,16 @@ def compare(case: Case, mutls: dict[str, Verdict], openssl: Verdict, crypto: Ver
         if verdict.valid:
             judgement.violations += never_valid(case, name, openssl, crypto)
     return judgement
+
+
+def _unread(verdict: Verdict) -> bool:
+    """A verdict of a path that could not read the list at all (see unparseable-forwarded)."""
+    error = verdict.error or ""
+    return not verdict.valid and error.startswith(("cryptography cannot parse", "400:"))
+
+
+def _weak(cert: Cert) -> bool:
+    return any(note in ("sha1", "rsa-1024") for note in cert.notes) and not cert.self_issued
 
 
 def never_valid(case: Case, name: str, openssl: Verdict, crypto: Verdict) -> list[str]:

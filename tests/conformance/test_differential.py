@@ -26,6 +26,8 @@ from helpers import PKIFiles
 
 DEEP = int(os.environ.get("MUTLS_DIFF_SCALE", "1"))
 EXAMPLES = 200
+#: the suite's per-test timeout (120 s) grows with the budget: ~25-70 ms a case.
+SCALED_TIMEOUT = pytest.mark.timeout(max(120, 30 * DEEP))
 
 M = Mutation
 #: shapes judged on every run: the bugs differential testing found, and valid controls.
@@ -125,6 +127,19 @@ KNOWN: dict[str, Plan] = {
     "Disallowed root, the leaf sent twice": Plan(
         mutations=(M("disallowed", 1), M("sent-order", 0, "leaf-twice"))
     ),
+    # (11) a CRL issuer's own path is verified inside the verification: the callbacks took its
+    # errors for the chain's (standalone) or failed it (handshake), so the paths disagreed
+    "two roots of one name with CRLs, one expired, the root sent": Plan(
+        1,
+        (),
+        roots=2,
+        same_name_roots=True,
+        crls=True,
+        mutations=(M("crl-expired", 0), M("root-sent")),
+    ),
+    "an expired CRL of the root above a CA without one": Plan(
+        2, ("sent",), crls=True, mutations=(M("crl-expired", 1), M("crl-missing", 0))
+    ),
 }
 
 
@@ -139,6 +154,7 @@ def test_known_shapes(judge: Judge, name: str) -> None:
     assert not judgement.disagreements and not judgement.violations, judgement.report()
 
 
+@SCALED_TIMEOUT
 @budget(EXAMPLES, DEEP)
 @given(plan=plans())
 def test_one_chain_one_verdict(judge: Judge, plan: Plan) -> None:
@@ -147,6 +163,7 @@ def test_one_chain_one_verdict(judge: Judge, plan: Plan) -> None:
     assert not judgement.disagreements, judgement.report()
 
 
+@SCALED_TIMEOUT
 @budget(EXAMPLES, DEEP)
 @given(plan=plans())
 def test_never_valid_where_an_independent_verifier_is_not(judge: Judge, plan: Plan) -> None:
@@ -185,6 +202,15 @@ def test_sha1_is_a_sha1_signature_that_verifies() -> None:
 
 
 #: one plan that shows each intentional difference (against openssl or cryptography).
+#: a sent intermediate cryptography cannot parse, and a same-key look-alike in the CA store.
+UNUSED_UNPARSEABLE = Plan(
+    2,
+    ("sent",),
+    mutations=(
+        M("unparseable", 1, "duplicate-extension"),
+        M("look-alike", 1, "same-key/store-first"),
+    ),
+)
 INTENTIONAL_EXAMPLES: dict[str, Plan] = {
     "disallowed": Plan(mutations=(M("disallowed", 0),)),
     "ca-as-client": Plan(mutations=(M("ca-as-client"),)),
@@ -194,6 +220,19 @@ INTENTIONAL_EXAMPLES: dict[str, Plan] = {
     "weak-leaf-key-in-cryptography": Plan(mutations=(M("rsa-1024", 0),)),
     "no-crl-in-cryptography": Plan(crls=True, mutations=(M("revoked", 0, "base"),)),
     "name-spelling": Plan(2, ("sent",), mutations=(M("name-spelling", 1, "case"),)),
+    "unused-unparseable": UNUSED_UNPARSEABLE,
+    "unparseable-forwarded": UNUSED_UNPARSEABLE,
+    "openssl-one-path": Plan(
+        2, ("sent",), mutations=(M("sha1", 1), M("look-alike", 1, "same-key/store-first"))
+    ),
+    "same-name-crl-issuers": Plan(
+        1,
+        (),
+        roots=2,
+        same_name_roots=True,
+        crls=True,
+        mutations=(M("crl-expired", 0), M("root-sent")),
+    ),
 }
 
 

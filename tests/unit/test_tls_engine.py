@@ -82,8 +82,7 @@ def test_a_client_that_sends_only_its_leaf_gets_the_same_verdict(
 
 def test_an_intermediate_alone_is_no_trust_anchor(test_pki: PKIFiles) -> None:
     # The CA store's intermediates build chains; without the root among the anchors, nothing
-    # the intermediate issued is valid. They are untrusted helpers (1dc4bce), so the chain
-    # stops at the intermediate, whose issuer is nowhere: OpenSSL's "local issuer" error.
+    # the intermediate issued is valid.
     trust = TrustMaterial(intermediates=(test_pki.intermediate.certificate,))
     identity = test_pki.identities["via-intermediate"]
     leaf_only = pki.Identity(identity.certificate, identity.key)
@@ -91,6 +90,7 @@ def test_an_intermediate_alone_is_no_trust_anchor(test_pki: PKIFiles) -> None:
     server, _ = connect(test_pki, context, client_context(test_pki, leaf_only))
     present, valid, error = verdict_of(server)
     assert present and not valid
+    # The intermediate is an untrusted helper: the chain stops above it, at no anchor.
     assert error == "unable to get local issuer certificate"
 
 

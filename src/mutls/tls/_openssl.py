@@ -142,6 +142,7 @@ int X509_STORE_CTX_get_error_depth(const X509_STORE_CTX *);
 X509 *X509_STORE_CTX_get_current_cert(const X509_STORE_CTX *);
 OPENSSL_STACK *X509_STORE_CTX_get0_chain(const X509_STORE_CTX *);
 OPENSSL_STACK *X509_STORE_CTX_get0_untrusted(const X509_STORE_CTX *);
+X509_STORE_CTX *X509_STORE_CTX_get0_parent_ctx(const X509_STORE_CTX *);
 void X509_STORE_CTX_set0_untrusted(X509_STORE_CTX *, OPENSSL_STACK *);
 void *X509_STORE_CTX_get_ex_data(const X509_STORE_CTX *, int);
 const char *X509_verify_cert_error_string(long);

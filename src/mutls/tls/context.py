@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -30,7 +31,7 @@ from mutls.tls._openssl import ffi, lib
 from mutls.tls.ciphers import DEFAULT_TLS12_CIPHERS
 from mutls.tls.options import DEFAULT_MAX_CLIENT_CHAIN, ClientCertMode, VerifyPolicy
 from mutls.tls.verdicts import key_of
-from mutls.tls.verify import SECURITY_LEVEL, ClientVerifier
+from mutls.tls.verify import SECURITY_LEVEL, ClientVerifier, nested
 
 if TYPE_CHECKING:
     from mutls.tls.connection import TLSConnection
@@ -287,6 +288,7 @@ class ServerContext:
             self.warnings.append(
                 "--reject-at-handshake has no effect without --client-cert require"
             )
+        self.warnings += _delta_crl_warnings(config.trust)
         if config.keylog_path is not None:
             self.warnings.append(
                 f"TLS secrets are written to {config.keylog_path} (--keylog): "
@@ -340,6 +342,33 @@ class ServerContext:
         lib.SSL_CTX_set1_cert_store(self.ctx, self.verifier.store)
 
 
+def _delta_crl_warnings(trust: TrustMaterial) -> list[str]:
+    """A delta CRL OpenSSL would ignore, said at start-up rather than found out later.
+
+    OpenSSL applies a delta CRL only to a certificate, or with a base CRL, that names a
+    Freshest CRL (RFC 5280 5.2.6); AD CS base CRLs do. Without one, the delta revokes nothing.
+    """
+    bases_with_freshest = {
+        crl.issuer
+        for crl in trust.crls
+        if not _has_extension(crl, x509.DeltaCRLIndicator) and _has_extension(crl, x509.FreshestCRL)
+    }
+    return [
+        f"delta CRL of {crl.issuer.rfc4514_string()}: no base CRL of that issuer names a "
+        "Freshest CRL, so OpenSSL applies it only to certificates that name one"
+        for crl in trust.crls
+        if _has_extension(crl, x509.DeltaCRLIndicator) and crl.issuer not in bases_with_freshest
+    ]
+
+
+def _has_extension(crl: x509.CertificateRevocationList, kind: type[Any]) -> bool:
+    try:
+        crl.extensions.get_extension_for_class(kind)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
+
 def _ascii_call(function: Any, ctx: Any, value: str) -> bool:
     try:
         encoded = value.encode("ascii")
@@ -373,13 +402,16 @@ def owner_of(ssl: Any) -> TLSConnection | None:
     return ref() if ref is not None else None
 
 
-def _on_verify(_ok: int, store_ctx: Any) -> int:
+def _on_verify(ok: int, store_ctx: Any) -> int:
     """Record the first error that counts, and let the handshake continue.
 
     OpenSSL calls this for every certificate of the chain (and again for every error); the
     store's error is cleared here, so what is not kept here is lost. Fails the handshake (0)
-    when the error cannot be recorded: a verdict is never lost silently.
+    when the error cannot be recorded: a verdict is never lost silently. A CRL issuer's path,
+    verified inside, keeps OpenSSL's own answer (see :func:`mutls.tls.verify.nested`).
     """
+    if nested(store_ctx):
+        return ok
     owner = owner_of(lib.X509_STORE_CTX_get_ex_data(store_ctx, _openssl.STORE_CTX_SSL_INDEX))
     if owner is None:
         return 0

@@ -134,7 +134,16 @@ class FailureRecorder:
 _standalone = threading.local()
 
 
-def _on_standalone_verify(_ok: int, store_ctx: Any) -> int:
+def nested(store_ctx: Any) -> bool:
+    """Whether OpenSSL is verifying a CRL issuer's own path inside a verification: that
+    one keeps OpenSSL's answer (its failure becomes "CRL path validation error" in the
+    chain's verification, which is recorded there)."""
+    return bool(lib.X509_STORE_CTX_get0_parent_ctx(store_ctx) != ffi.NULL)
+
+
+def _on_standalone_verify(ok: int, store_ctx: Any) -> int:
+    if nested(store_ctx):
+        return ok
     recorder: FailureRecorder | None = getattr(_standalone, "recorder", None)
     if recorder is None:
         return 0
