@@ -10,6 +10,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -182,19 +183,71 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> 
             time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def mutls_process(args: list[str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``python -m mutls ARGS``; wait (bounded) for its "serving on" line; SIGTERM it."""
+    with log.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mutls", *args],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while b"mutls: serving on" not in log.read_bytes():
+            if process.poll() is not None:
+                raise AssertionError(f"server exited: {log.read_text()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server did not start: {log.read_text()}")
+            time.sleep(0.05)
+        yield process
+    finally:
+        if process.poll() is None:
+            stop_process(process)
+
+
+def wait_for_text(path: Path, text: str, count: int = 1, timeout: float = 20) -> None:
+    """Return once ``path`` holds ``text`` ``count`` times (a log line after a signal)."""
+    deadline = time.monotonic() + timeout
+    while path.read_text(errors="replace").count(text) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not in {path} after {timeout} s: {path.read_text()}")
+        time.sleep(0.05)
+
+
+def curl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``curl -sS URL`` with ``args``, bounded."""
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "10", *args, url],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+
 class ServerProcess:
     """A server process on a free 127.0.0.1 port, as a context manager (stopped on exit)."""
 
-    def __init__(self, argv: list[str], port: int, cwd: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        port: int,
+        cwd: str | os.PathLike[str],
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port
         self.args = argv
         self.cwd = cwd
+        self.env = env
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ServerProcess:
         self.process = subprocess.Popen(
             self.args,
             cwd=self.cwd,
+            env={**os.environ, **self.env} if self.env else None,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -210,6 +263,20 @@ class ServerProcess:
         if self.process is not None:
             stop_process(self.process)
             self.process = None
+
+
+@contextlib.contextmanager
+def serving(server: Any) -> Iterator[Any]:
+    """A ``socketserver`` server (``http.server``, ``wsgiref``) on a thread for the block;
+    shut down, closed and joined (bounded) after it."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
@@ -237,15 +304,20 @@ class OpenSSLServer(ServerProcess):
 class MutlsServer(ServerProcess):
     """``mutls xsp|serve ARGS --address 127.0.0.1 --port P`` (``args[0]`` is the command)."""
 
-    def __init__(self, *args: str | os.PathLike[str], cwd: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        *args: str | os.PathLike[str],
+        cwd: str | os.PathLike[str],
+        env: dict[str, str] | None = None,
+    ) -> None:
         port = free_port()
         argv = [sys.executable, "-m", "mutls", *map(str, args)]
-        super().__init__([*argv, "--address", "127.0.0.1", "--port", str(port)], port, cwd)
+        super().__init__([*argv, "--address", "127.0.0.1", "--port", str(port)], port, cwd, env)
 
 
 NGINX_PREAMBLE = """
 daemon off;
-master_process off;
+master_process {master};
 worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log info;
@@ -267,18 +339,26 @@ http {{
 
 
 @contextlib.contextmanager
-def run_nginx(prefix: Path, pki_dir: Path, http: str, ports: Iterable[int]) -> Iterator[None]:
+def run_nginx(
+    prefix: Path, pki_dir: Path, http: str, ports: Iterable[int], *, master: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
     """nginx in the foreground under ``prefix`` with ``http`` inside its ``http {}`` block.
 
     The block's TLS settings use the test PKI's ``server`` and ``root`` files. Waits until every
-    port in ``ports`` listens (failing the test with nginx's error output if it does not) and
-    stops nginx on exit. Skips the test when this nginx has no SSL module.
+    port in ``ports`` listens (failing the test with nginx's error output if it does not),
+    yields the process and stops nginx on exit. Skips the test when this nginx has no SSL
+    module. ``master`` runs a master process (and its worker), which SIGHUP makes re-read the
+    configuration: nginx 1.22 alone (``master_process off``) loses its TLS listeners doing so.
     """
     version = subprocess.run(["nginx", "-V"], capture_output=True, text=True, timeout=10)
     if "--with-http_ssl_module" not in version.stderr:
         pytest.skip("this nginx has no ssl module")
     conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_PREAMBLE.format(prefix=prefix, pki=pki_dir, http=http))
+    conf.write_text(
+        NGINX_PREAMBLE.format(
+            prefix=prefix, pki=pki_dir, http=http, master="on" if master else "off"
+        )
+    )
     process = subprocess.Popen(
         ["nginx", "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
         stdin=subprocess.DEVNULL,
@@ -293,7 +373,7 @@ def run_nginx(prefix: Path, pki_dir: Path, http: str, ports: Iterable[int]) -> I
                 process.kill()
                 _, err = process.communicate(timeout=10)
                 pytest.fail(f"nginx did not start: {err.decode()}")
-        yield
+        yield process
     finally:
         stop_process(process)
 

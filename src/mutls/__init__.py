@@ -12,7 +12,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "client_certificate"]
+__all__ = ["__version__", "authorization", "client_certificate"]
 
 
 def client_certificate(environ_or_scope: Any) -> Any:
@@ -24,3 +24,11 @@ def client_certificate(environ_or_scope: Any) -> Any:
     from mutls.apps.certificate import client_certificate_of
 
     return client_certificate_of(environ_or_scope)
+
+
+def authorization(environ_or_scope: Any) -> Any:
+    """Return the server's :class:`mutls.authz.Authorization` of a request (``serve --allow``):
+    whether the allow rules admit the client and by which rule; ``None`` without rules."""
+    from mutls.apps.certificate import authorization_of
+
+    return authorization_of(environ_or_scope)

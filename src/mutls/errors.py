@@ -30,3 +30,15 @@ class WrongPasswordError(PKIError):
 
 class PasswordError(MutlsError):
     """No password could be obtained from the sources given."""
+
+
+class AppLoadError(UsageError):
+    """The app's own code failed while it was imported or made (its factory raised).
+
+    ``details`` is the app's traceback, printed before the one line: the user has to fix
+    their code, and needs to see where it failed.
+    """
+
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.details = details

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FIXTURES, PASSWORD, MutlsServer, OpenSSLServer, PKIFiles, free_port, run_mutls
+from helpers import (
+    FIXTURES,
+    PASSWORD,
+    MutlsServer,
+    OpenSSLServer,
+    PKIFiles,
+    free_port,
+    run_mutls,
+    serving,
+)
 
 PAGE = "Hello from a secure session\n"
 REQUIRE = ("-Verify", "1", "-verify_return_error")
@@ -90,14 +99,8 @@ def echo(test_pki: PKIFiles) -> Iterator[str]:
     ctx.verify_mode = ssl.CERT_OPTIONAL
     server = ThreadingHTTPServer(("127.0.0.1", 0), EchoHandler)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield f"https://localhost:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def get(*args: str | os.PathLike[str], **kwargs: object):  # type: ignore[no-untyped-def]

@@ -9,10 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,46 +19,16 @@ from mutls.cli.serve import build_parser, resolve_modes
 from mutls.errors import UsageError
 from mutls.tls import ClientCertMode, VerifyPolicy
 
-from helpers import ARTICLE_MAKECERT, FIXTURES, PASSWORD, PKIFiles, free_port, run_mutls
-
-
-@contextmanager
-def mutls_server(args: list[str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``python -m mutls ARGS``; wait (bounded) for its "serving on" line; SIGTERM it."""
-    with log.open("wb") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mutls", *args],
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while b"mutls: serving on" not in log.read_bytes():
-            if process.poll() is not None:
-                raise AssertionError(f"server exited: {log.read_text()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server did not start: {log.read_text()}")
-            time.sleep(0.05)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-
-
-def curl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["curl", "-sS", "--max-time", "10", *args, url],
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+from helpers import (
+    ARTICLE_MAKECERT,
+    FIXTURES,
+    PASSWORD,
+    PKIFiles,
+    curl,
+    free_port,
+    mutls_process,
+    run_mutls,
+)
 
 
 def client(test_pki: PKIFiles, name: str) -> list[str]:
@@ -91,7 +58,7 @@ def test_the_articles_xsp_command_with_the_trust_store(
     article += ["--p12file", "pollux.p12", "--pkpwd", PASSWORD]
     pidfile = tmp_path / "xsp.pid"
     extra = ["--address", "127.0.0.1", "--nonstop", "--pidfile", str(pidfile), "--verbose"]
-    with mutls_server([*article, *extra], tmp_path, log) as process:
+    with mutls_process([*article, *extra], tmp_path, log) as process:
         url = f"https://localhost:{port}/cctest.aspx"
         valid = curl(url, *client(test_pki, "poupou"))
         assert "Hello CN=poupou, your certificate is valid" in valid.stdout
@@ -145,7 +112,7 @@ def test_serve_imports_an_app_from_app_dir(test_pki: PKIFiles, tmp_path: Path) -
     args += ["--cert", str(test_pki.cert("server")), "--key", str(test_pki.key("server"))]
     args += ["--client-cert", "optional", "--client-ca", str(test_pki.ca_cert)]
     args += ["--crl", str(test_pki.crl_path)]
-    with mutls_server(args, tmp_path, tmp_path / "serve.log"):
+    with mutls_process(args, tmp_path, tmp_path / "serve.log"):
         url = f"https://localhost:{port}/"
         assert curl(url, *client(test_pki, "poupou")).stdout == "SUCCESS poupou"
         assert curl(url, "--cacert", str(test_pki.ca_cert)).stdout == "NONE -"
@@ -160,7 +127,7 @@ def test_root_serves_files_but_never_keys(tmp_path: Path) -> None:
     (tmp_path / "root.key").write_text("THE CA KEY")
     port = free_port()
     args = ["xsp", "--port", str(port), "--address", "127.0.0.1", "--root", str(tmp_path)]
-    with mutls_server(args, tmp_path, tmp_path / "xsp.log"):
+    with mutls_process(args, tmp_path, tmp_path / "xsp.log"):
         base = f"http://127.0.0.1:{port}"
         assert curl(f"{base}/hello.txt").stdout == "hello"
         key = curl(f"{base}/root.key", "-w", "%{http_code}")
@@ -192,7 +159,7 @@ def test_root_never_serves_key_material_in_the_articles_folder(
     args = ["xsp", "--https", "--p12file", str(test_pki.p12("server")), "--pkpwd", PASSWORD]
     args += ["--port", str(port), "--address", "127.0.0.1", "--root", "."]
     log = tmp_path / "xsp.log"
-    with mutls_server(args, folder, log):
+    with mutls_process(args, folder, log):
         base, tls = f"https://localhost:{port}", ["--cacert", str(test_pki.ca_cert)]
         assert curl(f"{base}/hello.txt", *tls).stdout == "hello"
         public = curl(f"{base}/root.cer", *tls, "-o", os.devnull, "-w", "%{http_code}")
@@ -216,7 +183,7 @@ def test_no_root_serves_no_files(tmp_path: Path) -> None:
     (tmp_path / "root.key").write_text("THE CA KEY")
     port = free_port()
     args = ["xsp", "--port", str(port), "--address", "127.0.0.1"]
-    with mutls_server(args, tmp_path, tmp_path / "xsp.log"):
+    with mutls_process(args, tmp_path, tmp_path / "xsp.log"):
         key = curl(f"http://127.0.0.1:{port}/root.key", "-w", "%{http_code}")
         assert key.stdout.endswith("404") and "THE CA KEY" not in key.stdout
 
@@ -224,7 +191,7 @@ def test_no_root_serves_no_files(tmp_path: Path) -> None:
 def test_ipv6_listener(test_pki: PKIFiles, tmp_path: Path) -> None:
     port = free_port("::1")
     args = ["serve", "--address", "::1", "--port", str(port)]
-    with mutls_server(args, tmp_path, tmp_path / "v6.log"):
+    with mutls_process(args, tmp_path, tmp_path / "v6.log"):
         assert "insecure" in curl(f"http://[::1]:{port}/").stdout
 
 
@@ -256,7 +223,7 @@ def test_wrong_password_and_busy_port_are_one_line(test_pki: PKIFiles, tmp_path:
     assert wrong.returncode == 2 and "--pkpwd" in wrong.stderr
     assert len(wrong.stderr.strip().splitlines()) == 1
     port = free_port()
-    with mutls_server(["serve", "--port", str(port)], tmp_path, tmp_path / "first.log"):
+    with mutls_process(["serve", "--port", str(port)], tmp_path, tmp_path / "first.log"):
         busy = run_mutls("serve", "--port", str(port))
     assert busy.returncode == 2 and f":{port}" in busy.stderr and "--port" in busy.stderr
     assert "Traceback" not in busy.stderr
@@ -331,7 +298,7 @@ def test_keylog_is_announced_loudly(test_pki: PKIFiles, tmp_path: Path) -> None:
     keylog = tmp_path / "keys.txt"
     args = ["serve", "--p12", str(test_pki.p12("server")), "--pkpwd", PASSWORD]
     args += ["--port", str(port), "--keylog", str(keylog)]
-    with mutls_server(args, tmp_path, tmp_path / "k.log"):
+    with mutls_process(args, tmp_path, tmp_path / "k.log"):
         curl(f"https://localhost:{port}/", "--cacert", str(test_pki.ca_cert))
     assert "WARNING" in (tmp_path / "k.log").read_text()
     assert "CLIENT_" in keylog.read_text() or "SECRET" in keylog.read_text()
@@ -347,7 +314,7 @@ def test_workers_share_the_port_and_are_restarted(test_pki: PKIFiles, tmp_path: 
     port = free_port()
     args = ["serve", "--workers", "2", "--port", str(port), "--p12", str(test_pki.p12("server"))]
     args += ["--pkpwd", PASSWORD, "--client-cert", "optional", "--client-ca", str(test_pki.ca_cert)]
-    with mutls_server(args, tmp_path, tmp_path / "w.log") as supervisor:
+    with mutls_process(args, tmp_path, tmp_path / "w.log") as supervisor:
         url = f"https://localhost:{port}/"
         deadline = time.monotonic() + 20
         while len(children_of(supervisor.pid)) < 2 and time.monotonic() < deadline:
@@ -385,7 +352,7 @@ def test_sighup_rereads_the_stores(
     args += ["--workers", workers]
     log = tmp_path / "hup.log"
     url = f"https://localhost:{port}/"
-    with mutls_server(args, tmp_path, log) as process:
+    with mutls_process(args, tmp_path, log) as process:
         before = curl(url, *client(test_pki, "disallowed"))
         assert "Hello CN=banned, your certificate is valid" in before.stdout
         pki.write_certificate(
@@ -420,7 +387,7 @@ def test_a_respawned_worker_keeps_a_revocation(
     args += [str(port), "--client-cert", "optional", "--verify", "report", "--workers", "2"]
     log = tmp_path / "respawn.log"
     url = f"https://localhost:{port}/"
-    with mutls_server(args, tmp_path, log) as supervisor:
+    with mutls_process(args, tmp_path, log) as supervisor:
         deadline = time.monotonic() + 30
         while len(children_of(supervisor.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -108,8 +108,8 @@ def test_keys_only_in_my_and_only_the_right_one(sandbox_home: Path, test_pki: PK
 def test_crls_live_in_their_own_directory(sandbox_home: Path, test_pki: PKIFiles) -> None:
     crl = pki.load_crls(test_pki.crl_path)[0]
     trust = store.open_store("Trust")
-    assert trust.add_crl(crl) is store.AddResult.ADDED
-    assert trust.add_crl(crl) is store.AddResult.ALREADY_PRESENT
+    assert trust.add_crl(crl).result is store.AddResult.ADDED
+    assert trust.add_crl(crl).result is store.AddResult.ALREADY_PRESENT
     (entry,) = trust.crls()
     assert entry.path.parent == trust.directory / "crl"
     assert trust.certificates() == []

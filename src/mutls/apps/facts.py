@@ -9,11 +9,12 @@ variables (mod_ssl's names) or the ASGI ``extensions`` (the ASGI TLS extension 0
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from mutls.apps.certificate import ENVIRON_KEY
+from mutls.apps.certificate import AUTHORIZATION_KEY, ENVIRON_KEY
+from mutls.authz.access import Admission, authorization_status
 from mutls.tls.client_certificate import ClientCertificate
 from mutls.tls.info import TLSInfo
 
@@ -24,8 +25,9 @@ Address = tuple[str, int]
 class ConnectionFacts:
     """The per-connection part of every request: addresses, TLS, the certificate's verdict.
 
-    ``refusal`` is the policy's answer for this connection (``None``: the app may run; else the
-    text of the 403), decided once because the certificate cannot change on a connection.
+    ``admission`` is the policy's answer for this connection (its ``refusal``, ``None``: the
+    app may run; else the text of the 403) and what the allow rules and ``--remote-user`` make
+    of the certificate, decided once because the certificate cannot change on a connection.
     ``wsgi_environ`` and ``asgi_extensions`` are rendered on first use, once per connection
     (a server runs one kind of app, and a refused connection needs neither).
     """
@@ -33,7 +35,12 @@ class ConnectionFacts:
     client: Address | None
     server: Address | None
     tls: TLSInfo | None = None
-    refusal: str | None = None
+    admission: Admission = field(default_factory=Admission)
+
+    @property
+    def refusal(self) -> str | None:
+        """The 403's text when the app must not run, else ``None``."""
+        return self.admission.refusal
 
     @property
     def scheme(self) -> str:
@@ -50,7 +57,7 @@ class ConnectionFacts:
         """The connection's WSGI variables (``wsgi.url_scheme``, ``HTTPS``, mod_ssl's)."""
         if self.tls is None:
             return {"wsgi.url_scheme": "http"}
-        return wsgi_tls_environ(self.tls)
+        return {**wsgi_tls_environ(self.tls), **wsgi_access_environ(self.admission)}
 
     @cached_property
     def asgi_extensions(self) -> dict[str, Any]:
@@ -59,7 +66,7 @@ class ConnectionFacts:
             return {}
         return {
             "tls": asgi_tls_extension(self.tls),
-            "mutls": {"client_certificate": self.tls.client_certificate},
+            "mutls": asgi_mutls_extension(self.tls.client_certificate, self.admission),
         }
 
 
@@ -67,10 +74,33 @@ def connection_facts(
     client: Address | None,
     server: Address | None,
     tls: TLSInfo | None = None,
-    refusal: str | None = None,
+    admission: Admission | None = None,
 ) -> ConnectionFacts:
     """The facts of one connection; its TLS part is rendered for WSGI or ASGI when first used."""
-    return ConnectionFacts(client, server, tls, refusal)
+    return ConnectionFacts(client, server, tls, admission or Admission())
+
+
+def wsgi_access_environ(admission: Admission) -> dict[str, Any]:
+    """``MUTLS_AUTHORIZATION`` and the object (with ``--allow``), ``REMOTE_USER`` (with
+    ``--remote-user`` and a valid certificate)."""
+    env: dict[str, Any] = {}
+    if admission.authorization is not None:
+        env["MUTLS_AUTHORIZATION"] = authorization_status(admission.authorization)
+        env[AUTHORIZATION_KEY] = admission.authorization
+    if admission.remote_user is not None:
+        env["REMOTE_USER"] = admission.remote_user
+    return env
+
+
+def asgi_mutls_extension(cert: ClientCertificate, admission: Admission) -> dict[str, Any]:
+    """``scope["extensions"]["mutls"]``: the certificate's verdict, and the authorization
+    and remote user when the server decides them."""
+    extension: dict[str, Any] = {"client_certificate": cert}
+    if admission.authorization is not None:
+        extension["authorization"] = admission.authorization
+    if admission.remote_user is not None:
+        extension["remote_user"] = admission.remote_user
+    return extension
 
 
 def mod_ssl_time(when: dt.datetime | None) -> str:

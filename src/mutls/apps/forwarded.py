@@ -3,9 +3,10 @@ proxy sets, believed only when the TCP peer is a trusted proxy, and re-verified 
 
 A proxy multiplexes many clients over one connection, so unlike a handshake's verdict this one
 is per request. It is computed by the handshake's own rules
-(:meth:`~mutls.tls.verify.ClientVerifier.verify_chain`), and the policy decides the same way
-(:func:`~mutls.tls.policy.refusal_reason`). A forwarded certificate proves nothing about the
-client holding its key: the proxy checked that in its handshake, and vouches for it.
+(:meth:`~mutls.tls.verify.ClientVerifier.verify_chain`), and the policy (with ``--allow``'s
+rules) decides the same way (:func:`~mutls.authz.admit`). A forwarded certificate proves
+nothing about the client holding its key: the proxy checked that in its handshake, and vouches
+for it.
 
 Every known client-certificate header is removed from every request before the app sees it,
 whoever sent it: the app learns the verdict, never a header it might believe.
@@ -18,14 +19,21 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from mutls.apps.facts import Address, ConnectionFacts, asgi_client_fields, wsgi_client_environ
+from mutls.apps.facts import (
+    Address,
+    ConnectionFacts,
+    asgi_client_fields,
+    asgi_mutls_extension,
+    wsgi_access_environ,
+    wsgi_client_environ,
+)
+from mutls.authz.access import Access, admit
 from mutls.errors import UsageError
-from mutls.http.events import Request
+from mutls.http.events import Headers, Request
 from mutls.http.forwarded import ForwardedHeader, strip_forwarded
 from mutls.pki.trust import TrustMaterial
 from mutls.tls.client_certificate import ClientCertificate
 from mutls.tls.options import ClientCertMode, VerifyPolicy
-from mutls.tls.policy import refusal_reason
 from mutls.tls.verify import ClientVerifier
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -66,13 +74,17 @@ class ForwardedFacts(ConnectionFacts):
 
     @cached_property
     def wsgi_environ(self) -> dict[str, Any]:
-        """``wsgi.url_scheme`` and mod_ssl's ``SSL_CLIENT_*`` variables."""
-        return {"wsgi.url_scheme": "http", **wsgi_client_environ(self.forwarded)}
+        """``wsgi.url_scheme``, mod_ssl's ``SSL_CLIENT_*`` variables, the authorization."""
+        return {
+            "wsgi.url_scheme": "http",
+            **wsgi_client_environ(self.forwarded),
+            **wsgi_access_environ(self.admission),
+        }
 
     @cached_property
     def asgi_extensions(self) -> dict[str, Any]:
         """``mutls`` and, for a forwarded certificate, ``tls`` (see the class docs)."""
-        extensions: dict[str, Any] = {"mutls": {"client_certificate": self.forwarded}}
+        extensions: dict[str, Any] = {"mutls": asgi_mutls_extension(self.forwarded, self.admission)}
         if self.forwarded.present:
             extensions["tls"] = {
                 **asgi_client_fields(self.forwarded),
@@ -94,12 +106,14 @@ class ForwardedCertificates:
         verifier: ClientVerifier,
         mode: ClientCertMode,
         policy: VerifyPolicy,
+        access: Access | None = None,
     ) -> None:
         self.networks = trusted_networks(proxies)
         self.header = ForwardedHeader.named(header)
         self.verifier = verifier
         self.mode = mode
         self.policy = policy
+        self.access = access
 
     def update_trust(self, trust: TrustMaterial) -> None:
         """Judge the next requests by ``trust`` (SIGHUP)."""
@@ -126,11 +140,16 @@ class ForwardedCertificates:
         trusted proxy's header is malformed. From anyone else the headers are dropped unread
         and the request is anonymous.
         """
-        chain = self.header.chain(request.headers) if self.trusts(client) else None
+        cert = self.certificate(request.headers, client)
         request.headers = strip_forwarded(request.headers)
-        cert = self.verifier.verify_chain(chain) if chain else ClientCertificate.absent()
-        reason = refusal_reason(cert, self.mode, self.policy)
-        return ForwardedFacts(client, server, None, reason, cert)
+        admission = admit(cert, self.mode, self.policy, self.access)
+        return ForwardedFacts(client, server, None, admission, cert)
+
+    def certificate(self, headers: Headers, client: Address | None) -> ClientCertificate:
+        """The verdict on the certificate ``headers`` forward, believed only from a trusted
+        proxy ``client`` (from anyone else: absent); raises ``ForwardedCertificateError``."""
+        chain = self.header.chain(headers) if self.trusts(client) else None
+        return self.verifier.verify_chain(chain) if chain else ClientCertificate.absent()
 
     def warnings(self) -> list[str]:
         """Startup lines for the operator."""

@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "makecert": "makecert",
     "pkcs12": "pkcs12",
     "inspect": "inspect",
+    "revoke": "revoke",
+    "makecrl": "makecrl",
     "certmgr": "certmgr",
     "serve": "serve",
     "xsp": "xsp",
@@ -66,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = importlib.import_module(f"mutls.cli.{COMMANDS[name]}")
         return int(module.main(args[1:]))
     except MutlsError as exc:
+        details = getattr(exc, "details", None)  # the app's traceback, when its code failed
+        if details:
+            print(details.rstrip("\n"), file=sys.stderr)
         print(f"mutls {name}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -190,8 +190,7 @@ def _add(opened: store.CertificateStore, files: list[str], args: argparse.Namesp
     if args.crl:
         crls = [crl for f in files for crl in load_crls(f)]
         for crl in crls:
-            result = opened.add_crl(crl)
-            _report(result, opened, store.StoredCRL(crl, opened.crl_path(crl)).describe())
+            _add_crl(opened, crl)
         return 0
     certs: list[x509.Certificate] = []
     keys: dict[str, PrivateKey] = {}
@@ -234,6 +233,14 @@ def _add_issuers(issuers: list[x509.Certificate], args: argparse.Namespace) -> N
             f"note: the P12 also holds the root {root.subject.rfc4514_string()}; it was not "
             "trusted (to trust it: mutls certmgr -add -c Trust ROOT.cer)"
         )
+
+
+def _add_crl(opened: store.CertificateStore, crl: x509.CertificateRevocationList) -> None:
+    """Add one CRL, saying what it replaced (an older one is refused with a StoreError)."""
+    added = opened.add_crl(crl)
+    _report(added.result, opened, store.StoredCRL(crl, opened.crl_path(crl)).describe())
+    for old in added.replaced:
+        print(f"  replaced: {old.describe()}")
 
 
 def _delete(opened: store.CertificateStore, rest: list[str], args: argparse.Namespace) -> int:
@@ -350,7 +357,10 @@ def _import_mono(args: argparse.Namespace) -> int:
             copied += 1
         if name.holds_crls:
             for entry in source.crls():
-                _report(target.add_crl(entry.crl), target, entry.describe())
+                try:
+                    _add_crl(target, entry.crl)
+                except store.StoreError as exc:  # mutls's store has a newer one: keep it
+                    print(f"not imported: {exc}")
                 copied += 1
     if not copied:
         print(f"nothing to import: Mono's stores under {store.store_root(mono=True)} are empty")

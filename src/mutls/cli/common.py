@@ -41,3 +41,19 @@ def password_from(
         prompt=prompt,
         confirm=confirm,
     )
+
+
+def add_ca_options(parser: argparse.ArgumentParser) -> None:
+    """``-iv KEYFILE -ic CERTFILE`` (makecert's names for the issuer) and ``--db FILE``."""
+    parser.add_argument(
+        "-iv", "--ca-key", dest="ca_key", metavar="KEYFILE", required=True, help="the CA's key"
+    )
+    parser.add_argument(
+        "-ic", "--ca-cert", dest="ca_cert", metavar="CERTFILE", required=True,
+        help="the CA's certificate",
+    )  # fmt: skip
+    parser.add_argument(
+        "--db",
+        metavar="FILE",
+        help="the CA's revocation record (default: beside its key, root.key -> root.revoked.json)",
+    )

@@ -127,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="DNS:x, IP:1.2.3.4, email:a@b or URI:… (repeatable)",
     )
     modern.add_argument("--days", type=int, help="validity in days (CA 3650, leaf 825)")
+    modern.add_argument(
+        "--crl-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a CRL Distribution Point: where the issuer's CRL is published (repeatable)",
+    )
     modern.add_argument("--client", action="store_true", help="a client certificate (clientAuth)")
     modern.add_argument("--server", action="store_true", help="a server certificate (serverAuth)")
     modern.add_argument("--ca", action="store_true", help="a CA (-cy authority), e.g. intermediate")
@@ -191,6 +198,9 @@ def main(argv: Sequence[str]) -> int:
             f"{args.output}: the new private key would be lost: keep it with -sv KEYFILE or -p12"
         )
     legacy_p12 = _legacy_p12(args)
+    for url in args.crl_url:
+        if "://" not in url:
+            raise UsageError(f"--crl-url {url}: expected a URL, e.g. http://ca.example/root.crl")
     is_ca = _is_ca(args)
     issuer = _issuer(args)
     if issuer is not None and (weak := issuer.warnings()):
@@ -218,6 +228,7 @@ def main(argv: Sequence[str]) -> int:
         validity=Validity.from_options(args.begin, args.end, args.months, args.days),
         serial=args.serial,
         hash_name=hash_name,
+        crl_urls=args.crl_url,
     )
     chain = (
         ()

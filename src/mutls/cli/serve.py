@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from mutls.authz import Access, AllowRules, UserName
 from mutls.cli.common import ArgumentParser, password_from
 from mutls.errors import UsageError, WrongPasswordError
 from mutls.http.connection import HTTPLimits
@@ -340,7 +341,19 @@ def config_from_args(args: argparse.Namespace, *, app: str | None = None) -> Ser
         verbose=args.verbose,
         trusted_proxies=tuple(args.trusted_proxy or ()),
         forwarded_cert_header=args.forwarded_cert_header,
+        access=access_from_args(args),
         **limits_from_args(args),
+    )
+
+
+def access_from_args(args: argparse.Namespace) -> Access | None:
+    """``--allow FILE`` (read and checked now) and ``--remote-user``, if given."""
+    allow, user = getattr(args, "allow", None), getattr(args, "remote_user", None)
+    if allow is None and user is None:
+        return None
+    return Access(
+        AllowRules.load(allow) if allow is not None else None,
+        UserName.parse(user) if user is not None else None,
     )
 
 
@@ -378,7 +391,27 @@ def build_parser() -> ArgumentParser:
         "app", nargs="?", metavar="APP", help="module:attribute of a WSGI or ASGI app"
     )
     parser.add_argument("--app-dir", default=".", help="import APP from DIR (default: .)")
+    parser.add_argument(
+        "--factory",
+        action="store_true",
+        help="APP is a function that returns the app (called once, with no arguments); "
+        "or write APP as module:create_app()",
+    )
     add_server_options(parser, default_address="127.0.0.1")
+    who = parser.add_argument_group("who may call (with --client-cert optional or require)")
+    who.add_argument(
+        "--allow",
+        metavar="FILE",
+        help="admit only valid certificates that a rule of FILE allows (TOML [[allow]] "
+        "tables: subject, SAN, SPIFFE ID, issuer, key or fingerprint; see docs/server.md); "
+        "strict: others get 403, report: the app sees MUTLS_AUTHORIZATION",
+    )
+    who.add_argument(
+        "--remote-user",
+        metavar="FROM",
+        help="set REMOTE_USER from a valid certificate: cn, email, subject, dns, uri or spiffe "
+        "(Apache's SSLUserName)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     wsgi = parser.add_argument_group("WSGI apps")
     wsgi.add_argument(
@@ -401,4 +434,10 @@ def main(argv: Sequence[str]) -> int:
     """``mutls serve``."""
     args = build_parser().parse_args(list(argv))
     # Stopping on Return is XSP's habit (``mutls xsp``); ``serve`` stops on Ctrl-C or SIGTERM.
-    return serve(config_from_args(args, app=args.app), nonstop=True)
+    app = args.app
+    if args.factory:
+        if app is None:
+            raise UsageError("--factory needs APP: the function that makes the app")
+        if not app.endswith(")"):
+            app += "()"  # the one spelling of "call it" the loader knows
+    return serve(config_from_args(args, app=app), nonstop=True)

@@ -67,12 +67,14 @@ def build_certificate(
     days: int = 825,
     serial: int | None = None,
     hash_name: str = "sha256",
+    crl_urls: Sequence[str] = (),
 ) -> x509.Certificate:
     """Sign one certificate.
 
     ``issuer_cert`` ``None`` means self-signed (``signing_key`` must be the subject's key).
     Extensions are those strict verifiers expect: basicConstraints (critical), keyUsage (critical),
-    EKU for leaves, SAN, subject and authority key identifiers.
+    EKU for leaves, SAN, subject and authority key identifiers; ``crl_urls`` adds a CRL
+    Distribution Point, where verifiers that fetch CRLs find the issuer's.
     """
     start = not_before or utcnow() - dt.timedelta(minutes=5)
     end = not_after or start + dt.timedelta(days=days)
@@ -94,16 +96,16 @@ def build_certificate(
         .add_extension(_key_usage(pub, is_ca), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)  # type: ignore[arg-type]
     )
-    aki_source = issuer_cert if issuer_cert is not None else None
-    if aki_source is not None:
-        try:
-            ski = aki_source.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-            aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-        except x509.ExtensionNotFound:
-            aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(aki_source.public_key())  # type: ignore[arg-type]
-    else:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key())
+    aki = (
+        authority_key_identifier(issuer_cert)
+        if issuer_cert is not None
+        else x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key())
+    )
     builder = builder.add_extension(aki, critical=False)
+    if crl_urls:
+        builder = builder.add_extension(
+            x509.CRLDistributionPoints(distribution_points(crl_urls)), critical=False
+        )
     if eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
     if san:
@@ -115,6 +117,22 @@ def build_certificate(
         None if isinstance(signing_key, ed25519.Ed25519PrivateKey) else signature_hash(hash_name)
     )
     return builder.sign(signing_key, algorithm)
+
+
+def distribution_points(urls: Sequence[str]) -> list[x509.DistributionPoint]:
+    """One distribution point per URL (a CRL's, or where delta CRLs are published)."""
+    return [
+        x509.DistributionPoint([x509.UniformResourceIdentifier(u)], None, None, None) for u in urls
+    ]
+
+
+def authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    """The AKI of what ``issuer`` signs (certificates and CRLs): its SKI, else its key's hash."""
+    try:
+        ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())  # type: ignore[arg-type]
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
 def _key_usage(public_key: object, is_ca: bool) -> x509.KeyUsage:

@@ -214,6 +214,7 @@ def issue_certificate(
     validity: Validity | None = None,
     serial: int | None = None,
     hash_name: str = "sha256",
+    crl_urls: Sequence[str] = (),
 ) -> x509.Certificate:
     """Sign one certificate: by ``signer``, or self-signed by ``self_key`` when it is ``None``.
 
@@ -246,4 +247,5 @@ def issue_certificate(
         not_after=end,
         serial=serial,
         hash_name=hash_name,
+        crl_urls=crl_urls,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
@@ -24,9 +25,24 @@ def parse_name(text: str) -> x509.Name:
         # OpenSSL's -subj order is most significant first; RFC 4514 is the reverse.
         text = ",".join(reversed([p for p in text.split("/") if p]))
     try:
-        return x509.Name.from_rfc4514_string(text)
+        return x509.Name.from_rfc4514_string(_as_typed(text))
     except ValueError as exc:
-        raise PKIError(f"invalid name {text!r}: {exc}") from None
+        raise PKIError(f"invalid name {text!r}: {str(exc) or 'expected e.g. CN=x, O=y'}") from None
+
+
+#: attribute types RFC 4514 names, which people also type in lower case (``cn=x``).
+_KEYWORDS = {"CN", "L", "ST", "O", "OU", "C", "STREET", "DC", "UID"}
+
+
+def _as_typed(text: str) -> str:
+    """``CN=x, o=y`` as RFC 4514 spells it (``CN=x,O=y``): people put a space after the comma
+    and write keywords in lower case; cryptography's parser takes neither."""
+    parts = []
+    for part in re.split(r"(?<!\\),", text):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        parts.append(f"{key.upper() if key.upper() in _KEYWORDS else key}{sep}{value.lstrip()}")
+    return ",".join(parts)
 
 
 def common_name(name: x509.Name) -> str | None:

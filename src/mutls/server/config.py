@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mutls.authz.access import Access
 from mutls.errors import MutlsError, UsageError
 from mutls.http.connection import HTTPLimits
 from mutls.pki.identity import Identity
@@ -99,6 +100,9 @@ class ServerConfig:
     trusted_proxies: tuple[str, ...] = ()
     #: ``--forwarded-cert-header``: the one header those proxies set (see docs/server.md).
     forwarded_cert_header: str | None = None
+    #: ``--allow FILE`` and ``--remote-user``: which valid certificates may call, and the
+    #: ``REMOTE_USER`` they name (:mod:`mutls.authz`).
+    access: Access | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -158,6 +162,11 @@ class ServerConfig:
             raise UsageError(f"--thread-queue {self.thread_queue}: must be 0 or more")
         if self.max_connections < 1:
             raise UsageError(f"--max-connections {self.max_connections}: must be at least 1")
+        if self.access is not None and self.client_cert is ClientCertMode.NONE:
+            raise UsageError(
+                "--allow and --remote-user judge client certificates: give --client-cert "
+                "optional or require"
+            )
         self._validate_forwarding()
         self._validate_timeouts()
         self._validate_limits()
@@ -285,6 +294,7 @@ class ServerConfig:
             ClientVerifier(self.trust_material()),
             self.client_cert,
             self.verify,
+            self.access,
         )
 
     def load_app(self) -> HTTPApp:

@@ -12,6 +12,7 @@ from typing import Any, cast
 from mutls.apps.base import HTTPApp
 from mutls.apps.facts import ConnectionFacts, connection_facts
 from mutls.apps.forwarded import ForwardedCertificates
+from mutls.authz.access import admit
 from mutls.http.connection import HTTPConnection
 from mutls.http.events import (
     ConnectionClosed,
@@ -29,7 +30,6 @@ from mutls.server.log import log, log_access, peer, printable
 from mutls.server.watchdog import AppWatchdog
 from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
 from mutls.tls.context import ServerContext
-from mutls.tls.policy import refusal_reason
 
 #: pipelined events waiting before the socket stops being read.
 MAX_PENDING_EVENTS = 64
@@ -178,10 +178,10 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
     def _on_handshake(self, tls: TLSConnection) -> None:
         info = tls.info
         assert info is not None
-        reason = refusal_reason(
-            info.client_certificate, self.config.client_cert, self.config.verify
+        admission = admit(
+            info.client_certificate, self.config.client_cert, self.config.verify, self.config.access
         )
-        self.facts = connection_facts(self.client, self.server, info, reason)
+        self.facts = connection_facts(self.client, self.server, info, admission)
         self._idle = True
         self._arm(self.config.timeouts.header, "request head")
 

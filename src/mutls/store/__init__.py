@@ -27,6 +27,7 @@ from mutls.pki.trust import TrustMaterial
 from mutls.store.directory import (
     AddResult,
     CertificateStore,
+    CRLAdded,
     StoredCertificate,
     StoredCRL,
     crl_fingerprint,
@@ -36,6 +37,7 @@ from mutls.store.mono import MonoCertificateStore, mono_file_name, mono_hash
 
 __all__ = [
     "AddResult",
+    "CRLAdded",
     "CertificateStore",
     "MonoCertificateStore",
     "StoreError",

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mutls.errors import MutlsError
 from mutls.pki.certs import fingerprint, parse_certificates
-from mutls.pki.crl import parse_crls
+from mutls.pki.crl import crl_label, parse_crls
 from mutls.pki.files import PRIVATE, PRIVATE_DIR, PUBLIC, PUBLIC_DIR, make_directories, write_file
 from mutls.pki.keys import (
     PrivateKey,
@@ -36,6 +36,7 @@ from mutls.pki.keys import (
     private_key_pem,
 )
 from mutls.pki.names import common_name
+from mutls.store.crls import superseded_by
 from mutls.store.locations import StoreError, StoreName
 from mutls.store.selection import select
 
@@ -95,8 +96,8 @@ class StoredCRL:
         return (cn,) if cn else ()
 
     def describe(self) -> str:
-        """``<fingerprint prefix> CRL of <issuer>``."""
-        return f"{self.fingerprint[:16]} CRL of {self.issuer}"
+        """``<fingerprint prefix> full CRL #3 of <issuer>`` (or ``delta CRL #4 (base #3)``)."""
+        return f"{self.fingerprint[:16]} {crl_label(self.crl)} of {self.issuer}"
 
 
 class AddResult(enum.Enum):
@@ -105,6 +106,14 @@ class AddResult(enum.Enum):
     ADDED = "added"
     ALREADY_PRESENT = "already present"
     KEY_ADDED = "key added"
+
+
+@dataclass(frozen=True)
+class CRLAdded:
+    """What :meth:`CertificateStore.add_crl` did, and the CRLs it replaced."""
+
+    result: AddResult
+    replaced: tuple[StoredCRL, ...] = ()
 
 
 def crl_fingerprint(crl: x509.CertificateRevocationList) -> str:
@@ -276,13 +285,20 @@ class CertificateStore:
             self._unlink(entry.key_path)
         return entry
 
-    def add_crl(self, crl: x509.CertificateRevocationList) -> AddResult:
-        """Add a CRL (``Trust`` and ``CA`` only); a duplicate changes nothing."""
+    def add_crl(self, crl: x509.CertificateRevocationList) -> CRLAdded:
+        """Add a CRL (``Trust`` and ``CA`` only), replacing the older ones of its issuer it
+        supersedes (:mod:`mutls.store.crls`); a duplicate changes nothing, an older CRL is
+        refused (:class:`StoreError`)."""
         self._require_crl_store()
-        if any(e.fingerprint == crl_fingerprint(crl) for e in self.crls()):
-            return AddResult.ALREADY_PRESENT
+        held = self.crls()
+        if any(e.fingerprint == crl_fingerprint(crl) for e in held):
+            return CRLAdded(AddResult.ALREADY_PRESENT)
+        replaced = superseded_by(crl, held, self.name.value)
+        # The new CRL first: a crash in between leaves one CRL too many, never one too few.
         self._write([(self.crl_path(crl), self.encode_crl(crl), PUBLIC)])
-        return AddResult.ADDED
+        for entry in replaced:
+            self._unlink(entry.path)
+        return CRLAdded(AddResult.ADDED, tuple(replaced))
 
     def remove_crl(self, selector: str) -> StoredCRL:
         """Remove the CRL ``selector`` names."""
