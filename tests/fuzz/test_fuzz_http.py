@@ -169,3 +169,23 @@ def test_pipelined_valid_requests_come_out_in_order(
     check_events(events)
     assert sum(isinstance(e, Request) for e in events) == count
     assert sum(isinstance(e, EndOfMessage) for e in events) == count
+
+
+@FAST
+@given(
+    before=st.lists(requests(), max_size=3),
+    extension=st.sampled_from([b"", b";a=b", b';q="x;y"']),
+    cuts=st.lists(st.integers(0, 4000), max_size=10),
+)
+def test_a_chunk_over_the_limit_is_refused_on_its_size_line_however_the_reads_are_cut(
+    before: list[tuple[bytes, dict[str, object]]], extension: bytes, cuts: list[int]
+) -> None:
+    # Valid requests pipelined before it (their bodies of both framings), and reads cut at
+    # random: the 256 MiB chunk is refused with no byte of it sent.
+    oversized = b"POST /big HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+    raw = b"".join(r[0] for r in before) + oversized + b"10000000" + extension + b"\r\n"
+    events = feed(pieces_of(raw, cuts), close=False)
+    check_events(events)
+    assert sum(isinstance(e, EndOfMessage) for e in events) == len(before)
+    error = events[-1]
+    assert isinstance(error, ProtocolError) and error.status == 413

@@ -25,6 +25,7 @@ from typing import Any
 from mutls.cli.common import ArgumentParser, password_from
 from mutls.errors import UsageError, WrongPasswordError
 from mutls.http.connection import HTTPLimits
+from mutls.http.framing import FREE_CHUNKS
 from mutls.pki.identity import Identity
 from mutls.server.config import ServerConfig, Timeouts
 from mutls.tls.options import ClientCertMode, VerifyPolicy
@@ -161,6 +162,12 @@ LIMIT_OPTIONS = {
         "--max-body-size",
         "BYTES",
         "larger request bodies are answered 413; bodies are read whole (default {})",
+    ),
+    "min_chunk_average": (
+        "--min-chunk-average",
+        "BYTES",
+        f"a chunked body may have {FREE_CHUNKS} chunks, plus one per BYTES of body; more are "
+        "answered 400 (default {}; 0: no limit)",
     ),
 }
 _SIZE = re.compile(r"(\d+)\s*([kmg]?)(?:i?b)?", re.IGNORECASE)

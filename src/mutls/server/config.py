@@ -194,6 +194,10 @@ class ServerConfig:
             raise UsageError(f"--max-headers {limits.max_headers}: must be at least 1")
         if limits.max_body_bytes < 0:
             raise UsageError(f"--max-body-size {limits.max_body_bytes}: must be 0 or more")
+        if limits.min_chunk_average < 0:
+            raise UsageError(
+                f"--min-chunk-average {limits.min_chunk_average}: must be 0 (no limit) or more"
+            )
 
     @property
     def queued_requests(self) -> int:

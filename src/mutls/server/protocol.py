@@ -68,7 +68,7 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
         self._request: Request | None = None
-        self._body: list[bytes] = []
+        self._body = bytearray()
         self.task: asyncio.Task[None] | None = None
         self._idle = True
         self._closing = False
@@ -199,7 +199,7 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
             if event is None:
                 return
             if isinstance(event, Data):
-                self._body.append(event.data)
+                self._body += event.data
                 self._arm(self.config.timeouts.header, "request body")
             elif isinstance(event, Request):
                 if self.state.forwarding is not None and not self._forwarded(event):
@@ -210,15 +210,16 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
                     self._refuse(event, self.facts.refusal)
                     return
                 self._request = event
-                self._body = []
+                self._body.clear()
                 self._disarm()
                 if event.expect_continue:
                     self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             elif isinstance(event, EndOfMessage):
                 request, self._request = self._request, None
                 if request is not None:
-                    self._dispatch(request, b"".join(self._body))
-                    self._body = []
+                    body = bytes(self._body)
+                    self._body.clear()
+                    self._dispatch(request, body)
             elif isinstance(event, ProtocolError):
                 log.info(
                     "bad request from %s: %d %s", peer(self.client), event.status, event.reason
