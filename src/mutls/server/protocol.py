@@ -25,14 +25,13 @@ from mutls.http.response import simple_response
 from mutls.server.channel import Channel
 from mutls.server.config import ServerConfig
 from mutls.server.deadlines import ConnectionDeadlines
+from mutls.server.intake import MAX_PENDING_EVENTS, PlaintextIntake
 from mutls.server.log import log, log_access, peer, printable
 from mutls.server.watchdog import AppWatchdog
 from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
 from mutls.tls.context import ServerContext
 from mutls.tls.policy import refusal_reason
 
-#: pipelined events waiting before the socket stops being read.
-MAX_PENDING_EVENTS = 64
 PLAIN_HTTP_ON_TLS_PORT = "this is an HTTPS port: use https:// to talk to it"
 
 
@@ -54,7 +53,7 @@ class ServerState:
         self.watchdog = AppWatchdog(self.config.timeouts.app)
 
 
-class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
+class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol):
     """Bytes in from the socket, through TLS and HTTP, to the app and back."""
 
     def __init__(self, state: ServerState) -> None:
@@ -109,17 +108,15 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
         if self._idle and self.task is None:
             self._idle = False
             self._arm(self.config.timeouts.header, "request head")
-        self.http.receive_data(data)
-        self._pump()
+        self._take(data)
 
     def eof_received(self) -> bool:
         """The client closed its side; finish what is in flight."""
         if self.tls is not None:
             data = self._decrypt(b"")
             if data:
-                self.http.receive_data(data)
-        self.http.receive_data(b"")
-        self._pump()
+                self._take(data)
+        self._take_eof()
         return True  # keep our side open until the response in flight is written
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -127,6 +124,7 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
         self.lost = True
         self.state.connections.discard(self)
         self._stop_deadlines()
+        self._stop_intake()
         if not self._disconnected.done():
             self._disconnected.set_result(None)
         if self._drain is not None and not self._drain.done():
@@ -171,8 +169,7 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
         else:
             self._flush_tls()
         if tls.peer_closed and not plain:
-            self.http.receive_data(b"")
-            self._pump()
+            self._take_eof()
         return plain
 
     def _on_handshake(self, tls: TLSConnection) -> None:
@@ -231,8 +228,7 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
                 self._shutdown()
                 return
         if self.task is not None and self.http.pending_events > MAX_PENDING_EVENTS:
-            assert self.transport is not None
-            self.transport.pause_reading()
+            self._update_reading()
 
     def _forwarded(self, request: Request) -> bool:
         """This request's facts from a trusted proxy's header (a proxy carries many clients
@@ -301,8 +297,7 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
         if not writer.finished or not writer.keep_alive or self.state.stopping:
             self._shutdown()
             return
-        assert self.transport is not None
-        self.transport.resume_reading()
+        self._resume_intake()
         self._idle = self.http.pending_events == 0
         self._arm(
             self.config.timeouts.keep_alive if self._idle else self.config.timeouts.header,
