@@ -381,6 +381,14 @@ def test_a_chunk_size_or_trailer_line_over_4k_is_400_without_buffering_it(rest: 
     assert error_of(events(conn)).status == 400
 
 
+def test_trailers_are_not_headers() -> None:
+    evs = feed(CHUNKED + b"3\r\nabc\r\n0\r\nX-Trailer: t\r\nX-Client-Cert: forged\r\n\r\n")
+    req = evs[0]
+    assert isinstance(req, Request) and isinstance(evs[-1], EndOfMessage)
+    assert req.headers == [(b"Host", b"h"), (b"Transfer-Encoding", b"chunked")]
+    assert not req.certificate_headers
+
+
 def test_pipelined_bodies_of_both_framings_then_an_oversized_chunk() -> None:
     raw = (
         b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\n\r\n\r\n\r\n"
@@ -394,3 +402,15 @@ def test_pipelined_bodies_of_both_framings_then_an_oversized_chunk() -> None:
         assert [e.path for e in evs if isinstance(e, Request)] == ["/a", "/b", "/up"]
         assert body_of(evs) == b"\r\n\r\n\r\nok"
         assert error_of(evs).status == 413
+
+
+def test_header_names_with_underscores_are_dropped() -> None:
+    conn = HTTPConnection()
+    conn.receive_data(
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent_Type: evil\r\nContent-Type: text/plain\r\n"
+        b"X_Client_Cert: forged\r\nContent-Length: 0\r\n\r\n"
+    )
+    req = events(conn)[0]
+    assert isinstance(req, Request)
+    assert [n for n, _ in req.headers] == [b"Host", b"Content-Type", b"Content-Length"]
+    assert conn.dropped_name == b"Content_Type"

@@ -7,8 +7,9 @@ is per request. It is computed by the handshake's own rules
 (:func:`~mutls.tls.policy.refusal_reason`). A forwarded certificate proves nothing about the
 client holding its key: the proxy checked that in its handshake, and vouches for it.
 
-Every known client-certificate header is removed from every request before the app sees it,
-whoever sent it: the app learns the verdict, never a header it might believe.
+Every known client-certificate header is set aside from every request by the HTTP connection
+(:attr:`~mutls.http.events.Request.certificate_headers`), whoever sent it: the app learns the
+verdict, never a header it might believe; here only a trusted proxy's configured header is read.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from mutls.apps.facts import Address, ConnectionFacts, asgi_client_fields, wsgi_client_environ
 from mutls.errors import UsageError
 from mutls.http.events import Request
-from mutls.http.forwarded import ForwardedHeader, strip_forwarded
+from mutls.http.forwarded import ForwardedHeader
 from mutls.pki.trust import TrustMaterial
 from mutls.tls.client_certificate import ClientCertificate
 from mutls.tls.options import ClientCertMode, VerifyPolicy
@@ -120,22 +121,25 @@ class ForwardedCertificates:
     def request_facts(
         self, request: Request, client: Address | None, server: Address | None
     ) -> ConnectionFacts:
-        """The facts of ``request``; its certificate headers are removed from it.
+        """The facts of ``request``, from the certificate header set aside from it.
 
         Raises :class:`~mutls.http.forwarded.ForwardedCertificateError` (answer 400) when a
         trusted proxy's header is malformed. From anyone else the headers are dropped unread
         and the request is anonymous.
         """
-        chain = self.header.chain(request.headers) if self.trusts(client) else None
-        request.headers = strip_forwarded(request.headers)
+        chain = self.header.chain(request.certificate_headers) if self.trusts(client) else None
         cert = self.verifier.verify_chain(chain) if chain else ClientCertificate.absent()
         reason = refusal_reason(cert, self.mode, self.policy)
         return ForwardedFacts(client, server, None, reason, cert)
 
+    @property
+    def _header_names(self) -> str:
+        return ", ".join(n.decode() for n in (self.header.name, self.header.chain_name) if n)
+
     def warnings(self) -> list[str]:
         """Startup lines for the operator."""
         notes = [
-            f"client certificates are read from the {self.header.name.decode()} header of "
+            f"client certificates are read from the {self._header_names} header of "
             f"requests from {', '.join(map(str, self.networks))} only; the proxy must set it "
             "on every request (replacing what a client sent)"
         ]

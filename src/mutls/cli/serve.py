@@ -114,7 +114,8 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
         "--forwarded-cert-header",
         metavar="NAME",
         help="the header the proxy sets: X-Client-Cert (nginx $ssl_client_escaped_cert), "
-        "Client-Cert (RFC 9440) or x-forwarded-client-cert (Envoy)",
+        "Client-Cert or 'Client-Cert, Client-Cert-Chain' (RFC 9440), or "
+        "x-forwarded-client-cert (Envoy, forward_client_cert_details SANITIZE_SET)",
     )
     tls = parser.add_argument_group("TLS tuning")
     tls.add_argument("--ciphers", metavar="LIST", help="OpenSSL cipher string for TLS 1.2")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mutls.errors import UsageError
 from mutls.http.connection import HTTPLimits
+from mutls.http.forwarded import KNOWN_NAMES, ForwardedHeader
 from mutls.pki.identity import Identity
 from mutls.pki.trust import TrustMaterial
 from mutls.tls.options import ClientCertMode, VerifyPolicy
@@ -162,6 +163,12 @@ class ServerConfig:
                 "--trusted-proxy needs --forwarded-cert-header NAME: the header your proxy sets "
                 "(e.g. X-Client-Cert for nginx, x-forwarded-client-cert for Envoy)"
             )
+        try:
+            ForwardedHeader.named(self.forwarded_cert_header)
+        except ValueError as exc:
+            raise UsageError(
+                f"--forwarded-cert-header {self.forwarded_cert_header}: {exc}"
+            ) from None
         if self.identity is not None:
             raise UsageError(
                 "--trusted-proxy: the proxy terminates TLS, so mutls serves it plain HTTP; "
@@ -259,6 +266,14 @@ class ServerConfig:
             self.client_cert,
             self.verify,
         )
+
+    @property
+    def certificate_header_names(self) -> frozenset[bytes]:
+        """Headers set aside from every request, never shown to the app: the known
+        client-certificate names and the configured forwarded one (see mutls.http.forwarded)."""
+        if not self.forwarded_cert_header:
+            return KNOWN_NAMES
+        return KNOWN_NAMES | ForwardedHeader.named(self.forwarded_cert_header).names
 
     def load_app(self) -> HTTPApp:
         """Import the app (or make the test page)."""

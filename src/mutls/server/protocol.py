@@ -26,7 +26,14 @@ from mutls.server.channel import Channel
 from mutls.server.config import ServerConfig
 from mutls.server.deadlines import ConnectionDeadlines
 from mutls.server.intake import MAX_PENDING_EVENTS, PlaintextIntake
-from mutls.server.log import log, log_access, peer, printable
+from mutls.server.log import (
+    log,
+    log_access,
+    log_certificate_headers,
+    log_dropped_name,
+    peer,
+    printable,
+)
 from mutls.server.watchdog import AppWatchdog
 from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
 from mutls.tls.context import ServerContext
@@ -48,9 +55,12 @@ class ServerState:
     stopping: bool = False
     #: the apps running, timed for --app-timeout.
     watchdog: AppWatchdog = field(init=False)
+    #: the client-certificate headers set aside from every request (never shown to the app).
+    certificate_names: frozenset[bytes] = field(init=False)
 
     def __post_init__(self) -> None:
         self.watchdog = AppWatchdog(self.config.timeouts.app)
+        self.certificate_names = self.config.certificate_header_names
 
 
 class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol):
@@ -62,12 +72,14 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.tls: TLSConnection | None = None
-        self.http = HTTPConnection(self.config.limits)
+        self.http = HTTPConnection(self.config.limits, state.certificate_names)
         self.facts: ConnectionFacts | None = None
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
         self._request: Request | None = None
         self._body = bytearray()
+        #: what was logged once for this connection (see _note_headers).
+        self._noted_certificate_headers = self._noted_underscores = False
         self.task: asyncio.Task[None] | None = None
         self._idle = True
         self._closing = False
@@ -199,6 +211,8 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
                 self._body += event.data
                 self._arm(self.config.timeouts.header, "request body")
             elif isinstance(event, Request):
+                if event.certificate_headers or self.http.dropped_name is not None:
+                    self._note_headers(event)
                 if self.state.forwarding is not None and not self._forwarded(event):
                     return
                 assert self.facts is not None
@@ -229,6 +243,20 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
                 return
         if self.task is not None and self.http.pending_events > MAX_PENDING_EVENTS:
             self._update_reading()
+
+    def _note_headers(self, request: Request) -> None:
+        """Log, once per connection, a header name dropped for its ``_`` and the certificate
+        headers removed from a request not accepted as forwarded."""
+        if self.http.dropped_name is not None and not self._noted_underscores:
+            self._noted_underscores = True
+            log_dropped_name(self.client, self.http.dropped_name)
+        forwarding = self.state.forwarding
+        if request.certificate_headers and not self._noted_certificate_headers:
+            if forwarding is None or not forwarding.trusts(self.client):
+                self._noted_certificate_headers = True
+                log_certificate_headers(
+                    self.client, request.certificate_headers, proxied=forwarding is not None
+                )
 
     def _forwarded(self, request: Request) -> bool:
         """This request's facts from a trusted proxy's header (a proxy carries many clients
