@@ -25,6 +25,18 @@ class BenchPKI:
     client_cert: Path
     client_key: Path
 
+    @classmethod
+    def at(cls, directory: Path, key_type: str) -> BenchPKI:
+        """The files :func:`make_pki` writes in ``directory`` (another process can find them)."""
+        return cls(
+            key_type=key_type,
+            ca=directory / "ca.pem",
+            server_cert=directory / "server.pem",
+            server_key=directory / "server.key",
+            client_cert=directory / "client.pem",
+            client_key=directory / "client.key",
+        )
+
 
 def make_pki(directory: Path, key_type: str) -> BenchPKI:
     """Write a CA, a server certificate for localhost/127.0.0.1 and a client certificate."""
@@ -33,14 +45,7 @@ def make_pki(directory: Path, key_type: str) -> BenchPKI:
     ca = pki.CertificateAuthority.create(f"CN=mutls bench CA {key_type}", key=spec)
     server = ca.issue_server("localhost", "127.0.0.1", key=spec)
     client = ca.issue_client("CN=bench-client", key=spec)
-    files = BenchPKI(
-        key_type=key_type,
-        ca=directory / "ca.pem",
-        server_cert=directory / "server.pem",
-        server_key=directory / "server.key",
-        client_cert=directory / "client.pem",
-        client_key=directory / "client.key",
-    )
+    files = BenchPKI.at(directory, key_type)
     pki.write_certificate(files.ca, ca.certificate, overwrite=True)
     server.write_pem(files.server_cert, files.server_key, overwrite=True)
     client.write_pem(files.client_cert, files.client_key, overwrite=True)

@@ -4,13 +4,16 @@ A ``mutls serve`` subprocess on 127.0.0.1 (client certificate required, policy s
 bench's ASGI app) is measured in rounds. Each round: valid clients (threads, stdlib ``ssl``, a
 new handshake per request) are measured alone, then while an attacker process holds many
 half-handshakes (a partial ClientHello, then silence) and slowloris connections (a TLS
-handshake, then request headers a byte a second), reconnecting whenever the server drops one.
-Then the attacker stops reconnecting but keeps its sockets, and the server must give back its
-file descriptors by its own timeouts; its RSS must come back near the baseline too.
+handshake, then request headers a byte a second), and uploads bodies in 1-byte chunks with a
+valid certificate (refused past ``--min-chunk-average``), reconnecting whenever the server
+drops one. Then the attacker stops reconnecting but keeps its sockets, and the server must give
+back its file descriptors by its own timeouts; its RSS must come back near the baseline too.
 
 Printed: the valid clients' rate under attack as a fraction of their rate alone (target
->= 80%; fails the run only with ``--strict``), and the server's fds and RSS before and after
-each attack. fds or RSS that do not come back fail the run. Counts and times are bounded and
+>= 80%; fails the run only with ``--strict``), the uploads refused, and the server's fds and RSS
+before and after each attack. fds or RSS that do not come back fail the run. Last, a figure:
+while one connection uploads 4 MiB in 1-byte chunks (the limit off, so that all of it is read),
+how long requests on other connections wait (:mod:`chunks`). Counts and times are bounded and
 everything started is stopped at the end.
 """
 
@@ -37,6 +40,8 @@ from typing import TextIO
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
+from chunks import client_context, fairness_probe, upload_until_closed  # noqa: E402
+from chunks import describe as describe_fairness  # noqa: E402
 from peers import free_port, probe, stop  # noqa: E402
 from pki import BenchPKI, make_pki  # noqa: E402
 from procstat import tree_rss_bytes  # noqa: E402
@@ -56,6 +61,10 @@ class Settings:
     clients: int = 6
     half_handshakes: int = 300
     slowloris: int = 100
+    #: connections uploading bodies in 1-byte chunks, one after another.
+    uploaders: int = 1
+    #: KiB the fairness probe uploads in 1-byte chunks (0: no probe).
+    probe_kib: int = 4096
     unloaded_s: float = 20.0
     attack_s: float = 25.0
     timeout_handshake: float = 10.0  # mutls serve's defaults: the soak tests what ships
@@ -71,7 +80,9 @@ class Settings:
 class SoakServer:
     """``mutls serve`` on a free 127.0.0.1 port, stopped (its process group) on exit."""
 
-    def __init__(self, files: BenchPKI, settings: Settings, log: Path) -> None:
+    def __init__(
+        self, files: BenchPKI, settings: Settings, log: Path, extra: tuple[str, ...] = ()
+    ) -> None:
         self.files = files
         self.port = free_port()
         self.log = log
@@ -81,7 +92,7 @@ class SoakServer:
             "--cert", str(files.server_cert), "--key", str(files.server_key),
             "--client-cert", "require", "--verify", "strict", "--client-ca", str(files.ca),
             "--timeout-handshake", str(settings.timeout_handshake),
-            "--timeout-header", str(settings.timeout_header),
+            "--timeout-header", str(settings.timeout_header), *extra,
         ]  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -208,10 +219,11 @@ class Attacker:
     """``soak.py --attacker``: holds the attack's connections; SIGUSR1 holds still, SIGTERM
     closes everything."""
 
-    def __init__(self, port: int, settings: Settings) -> None:
+    def __init__(self, port: int, settings: Settings, files: BenchPKI) -> None:
         command = [sys.executable, __file__, "--attacker", "--port", str(port)]
         command += ["--half-handshakes", str(settings.half_handshakes)]
-        command += ["--slowloris", str(settings.slowloris)]
+        command += ["--slowloris", str(settings.slowloris), "--uploaders", str(settings.uploaders)]
+        command += ["--pki", str(files.ca.parent), "--key-type", files.key_type]
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True
         )
@@ -234,12 +246,15 @@ class Attacker:
         with contextlib.suppress(ProcessLookupError):
             self.process.send_signal(signal.SIGUSR1)
 
-    def stop(self) -> None:
-        """Close every socket and end the process."""
+    def stop(self) -> tuple[int, int]:
+        """Close every socket and end the process: (uploads made, uploads refused)."""
         stop(self.process)
+        assert self.process.stdout is not None
+        counts = self.process.stdout.read().split()
+        return (int(counts[0]), int(counts[1])) if len(counts) == 2 else (0, 0)
 
 
-async def _attack(port: int, half: int, slow: int) -> None:
+async def _attack(port: int, half: int, slow: int, uploaders: int, files: BenchPKI) -> None:
     loop = asyncio.get_running_loop()
     holding, done = asyncio.Event(), asyncio.Event()
     loop.add_signal_handler(signal.SIGUSR1, holding.set)
@@ -249,6 +264,23 @@ async def _attack(port: int, half: int, slow: int) -> None:
     context.verify_mode = ssl.CERT_NONE  # the attacker needs no trust, and sends no certificate
     writers: set[asyncio.StreamWriter] = set()
     opened = 0
+    uploads = refused = 0
+    with_certificate = client_context(files)
+
+    async def upload() -> None:
+        """Bodies of 1-byte chunks, one after another, until the attack holds still."""
+        nonlocal opened, uploads, refused
+        first = True
+        while not holding.is_set():
+            try:
+                answer = await upload_until_closed(port, with_certificate, None)
+            except (OSError, ssl.SSLError):
+                await asyncio.sleep(0.5)
+                continue
+            opened += first
+            first = False
+            uploads += 1  # refused: a 400, or only the close (the answer lost to a reset)
+            refused += not answer.startswith(b"HTTP/1.1 200 ")
 
     async def one(kind: str) -> None:
         nonlocal opened
@@ -280,7 +312,8 @@ async def _attack(port: int, half: int, slow: int) -> None:
 
     tasks = [asyncio.create_task(one("half")) for _ in range(half)]
     tasks += [asyncio.create_task(one("slow")) for _ in range(slow)]
-    while opened < half + slow and not done.is_set():
+    tasks += [asyncio.create_task(upload()) for _ in range(uploaders)]
+    while opened < half + slow + uploaders and not done.is_set():
         await asyncio.sleep(0.1)
     print("ready", flush=True)
     await done.wait()
@@ -288,14 +321,15 @@ async def _attack(port: int, half: int, slow: int) -> None:
         task.cancel()
     for writer in writers:
         writer.transport.abort()
+    print(uploads, refused, flush=True)
 
 
-def attacker_main(port: int, half: int, slow: int) -> int:
+def attacker_main(port: int, half: int, slow: int, uploaders: int, files: BenchPKI) -> int:
     """The attacker process."""
     random.seed()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    asyncio.run(_attack(port, half, slow))
+    asyncio.run(_attack(port, half, slow, uploaders, files))
     return 0
 
 
@@ -310,6 +344,8 @@ class Round:
     attacked_rate: float
     attacked_ok: int
     attacked_failed: int
+    uploads: int
+    uploads_refused: int
     attack_ready: bool
     peak_fds: int
     fds_before: int
@@ -335,13 +371,15 @@ def wait_for_fds(server: SoakServer, limit: int, timeout: float) -> tuple[int, f
         time.sleep(0.2)
 
 
-def run_round(server: SoakServer, clients: ValidClients, settings: Settings) -> Round:
+def run_round(
+    server: SoakServer, clients: ValidClients, settings: Settings, files: BenchPKI
+) -> Round:
     """Valid clients alone, then under attack; then the attack holds still and the server must
     free what it held by its timeouts."""
     unloaded_rate, _ok, _failed = clients.measure(settings.unloaded_s)
     clients.pause()
     fds_before, rss_before = server.fds(), server.rss()
-    attacker = Attacker(server.port, settings)
+    attacker = Attacker(server.port, settings, files)
     try:
         ready = attacker.wait_ready()
         peak = server.fds()
@@ -352,14 +390,14 @@ def run_round(server: SoakServer, clients: ValidClients, settings: Settings) -> 
         reclaim = max(settings.timeout_handshake, settings.timeout_header) + 5.0
         fds_after, waited = wait_for_fds(server, fds_before + settings.fd_slack, reclaim)
     finally:
-        attacker.stop()
+        uploads, refused = attacker.stop()
     # The server trims its heap a few seconds after its connection count drops.
     deadline = time.monotonic() + 8.0
     while not rss_recovered(rss_before, server.rss(), settings) and time.monotonic() < deadline:
         time.sleep(0.5)
     return Round(
-        unloaded_rate, rate, ok, failed, ready, peak, fds_before, fds_after, rss_before,
-        server.rss(), waited,
+        unloaded_rate, rate, ok, failed, uploads, refused, ready, peak, fds_before, fds_after,
+        rss_before, server.rss(), waited,
     )  # fmt: skip
 
 
@@ -377,6 +415,7 @@ def describe(number: int, result: Round, settings: Settings) -> str:
         f"{result.attacked_failed} failed during the attack\n"
         f"  attack: {settings.half_handshakes} half-handshakes + {settings.slowloris} "
         f"slowloris held{'' if result.attack_ready else ' (not all opened in time)'}; "
+        f"{result.uploads} uploads in 1-byte chunks, {result.uploads_refused} refused; "
         f"server fds peak {result.peak_fds}\n"
         f"  after: fds {result.fds_before} -> {result.fds_after} "
         f"(freed in {result.reclaim_s:.1f} s), "
@@ -387,8 +426,8 @@ def describe(number: int, result: Round, settings: Settings) -> str:
 def soak(
     seconds: float, settings: Settings, workdir: Path, out: TextIO = sys.stdout
 ) -> tuple[bool, float, list[Round]]:
-    """Rounds for about ``seconds``, each printed, then a summary: (fds and RSS came back,
-    the worst ratio, the rounds)."""
+    """Rounds for about ``seconds``, each printed, then a summary and the fairness probe's
+    line: (fds and RSS came back, the worst ratio, the rounds)."""
     per_round = settings.unloaded_s + settings.attack_s + settings.timeout_header + 10
     rounds = max(1, int(seconds // per_round))
     files = make_pki(workdir / "pki", "ecdsa-p256")
@@ -400,7 +439,7 @@ def soak(
             clients.pause()
             first_fds, first_rss = server.fds(), server.rss()
             for number in range(1, rounds + 1):
-                results.append(run_round(server, clients, settings))
+                results.append(run_round(server, clients, settings, files))
                 print(describe(number, results[-1], settings), file=out, flush=True)
         finally:
             clients.close()
@@ -421,6 +460,11 @@ def soak(
         file=out,
         flush=True,
     )
+    if settings.probe_kib:
+        unlimited = ("--min-chunk-average", "0")
+        with SoakServer(files, settings, workdir / "probe.log", unlimited) as server:
+            fairness = fairness_probe(files, server.port, settings.probe_kib)
+        print(describe_fairness(fairness), file=out, flush=True)
     return fds_ok and rss_ok and growth_ok, worst, results
 
 
@@ -432,13 +476,22 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--clients", type=int, default=Settings.clients, help="client threads")
     parser.add_argument("--half-handshakes", type=int, default=Settings.half_handshakes)
     parser.add_argument("--slowloris", type=int, default=Settings.slowloris)
+    parser.add_argument("--uploaders", type=int, default=Settings.uploaders)
+    parser.add_argument("--probe-kib", type=int, default=Settings.probe_kib)
+    parser.add_argument("--pki", help=argparse.SUPPRESS)
+    parser.add_argument("--key-type", help=argparse.SUPPRESS)
     parser.add_argument("--attacker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.attacker:
-        return attacker_main(args.port, args.half_handshakes, args.slowloris)
+        files = BenchPKI.at(Path(args.pki), args.key_type)
+        return attacker_main(args.port, args.half_handshakes, args.slowloris, args.uploaders, files)
     settings = Settings(
-        clients=args.clients, half_handshakes=args.half_handshakes, slowloris=args.slowloris
+        clients=args.clients,
+        half_handshakes=args.half_handshakes,
+        slowloris=args.slowloris,
+        uploaders=args.uploaders,
+        probe_kib=args.probe_kib,
     )
     if not 0 < args.seconds <= 3600 or settings.half_handshakes + settings.slowloris > 900:
         parser.error("--seconds is 1-3600; at most 900 attack connections (under 1000/worker)")

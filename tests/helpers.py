@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import os
 import shlex
 import socket
@@ -47,6 +48,44 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def read_until_close(sock: socket.socket) -> tuple[bytes, bool]:
+    """Everything the server sends, and whether it closed (``False``: the socket timed out)."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        return data, False
+    return data, True
+
+
+async def asgi_body(receive: Any) -> bytes:
+    """The whole request body an ASGI app receives."""
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    return body
+
+
+async def asgi_answer(send: Any, body: bytes) -> None:
+    """An ASGI app's 200 with ``body`` (and its length)."""
+    headers = [(b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def wsgi_json(start_response: Any, value: object) -> list[bytes]:
+    """A WSGI app's 200 with ``value`` as JSON."""
+    body = json.dumps(value).encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
 
 
 def run_mutls(

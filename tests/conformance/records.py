@@ -10,6 +10,8 @@ from OpenSSL import SSL
 
 from mutls.tls.alerts import alert_name
 
+from helpers import read_until_close
+
 HANDSHAKE, ALERT, CHANGE_CIPHER_SPEC, APPLICATION_DATA = 22, 21, 20, 23
 
 
@@ -40,19 +42,6 @@ def truncated_client_hello(hello: bytes, keep: int) -> bytes:
     body = hello[9 : 9 + keep]
     message = b"\x01" + len(body).to_bytes(3, "big") + body
     return record(HANDSHAKE, message, hello[1:3])
-
-
-def read_until_close(sock: socket.socket) -> tuple[bytes, bool]:
-    """Everything the server sends, and whether it closed (``False``: the socket timed out)."""
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except ConnectionResetError:
-        pass
-    except TimeoutError:
-        return data, False
-    return data, True
 
 
 def read_records(sock: socket.socket) -> tuple[list[tuple[int, bytes]], bytes, bool]:

@@ -11,13 +11,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from records import read_until_close
 
 from mutls import pki
 from mutls.server import ServerConfig, Timeouts, serve_in_thread
 from mutls.tls import ClientCertMode
 
-from helpers import PKIFiles
+from helpers import PKIFiles, read_until_close
 
 TIMEOUTS = Timeouts(handshake=1.0, header=1.0, keep_alive=1.0, graceful=1.0)
 WAIT = 10

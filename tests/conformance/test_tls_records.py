@@ -24,7 +24,6 @@ from records import (
     client_hello,
     plaintext_alert,
     read_records,
-    read_until_close,
     record,
     truncated_client_hello,
 )
@@ -33,7 +32,7 @@ from mutls import pki
 from mutls.server import RunningServer, ServerConfig, Timeouts
 from mutls.tls import ClientCertMode
 
-from helpers import LazyServers, PKIFiles
+from helpers import LazyServers, PKIFiles, read_until_close
 from tls_driver import client_context, new_client
 
 MODES = {m.value: m for m in ClientCertMode}

@@ -25,13 +25,16 @@ def test_flags_reach_the_config() -> None:
             *("--timeout-graceful-shutdown", "5", "--app-timeout", "6.5", "--timeout-send", "8"),
             *("--max-connections", "7", "--max-header-size", "8k", "--max-headers", "9"),
             *("--max-body-size", "1M", "--threads", "3", "--thread-queue", "0"),
+            *("--min-chunk-average", "64"),
         ]
     )
     config = serve.config_from_args(args, app="app:x")
     assert config.timeouts == Timeouts(
         handshake=2, header=3, keep_alive=4, graceful=5, app=6.5, send=8
     )
-    assert config.limits == HTTPLimits(max_head_bytes=8192, max_headers=9, max_body_bytes=1 << 20)
+    assert config.limits == HTTPLimits(
+        max_head_bytes=8192, max_headers=9, max_body_bytes=1 << 20, min_chunk_average=64
+    )
     assert (config.max_connections, config.threads, config.queued_requests) == (7, 3, 0)
 
 
@@ -56,6 +59,7 @@ def test_defaults_are_the_configs_and_zero_turns_the_app_timeout_off() -> None:
         (["--max-header-size", "100"], "--max-header-size"),
         (["--max-headers", "0"], "--max-headers"),
         (["--max-body-size", "lots"], "--max-body-size"),
+        (["--min-chunk-average", "-16"], "--min-chunk-average"),
         (["--threads", "0"], "--threads"),
         (["--thread-queue", "-1"], "--thread-queue"),
     ],
@@ -117,7 +121,7 @@ def test_help_lists_every_flag() -> None:
         for flag in [
             "--timeout-handshake", "--timeout-header", "--timeout-keep-alive",
             "--timeout-graceful-shutdown", "--app-timeout", "--max-connections",
-            "--max-header-size", "--max-headers", "--max-body-size",
+            "--max-header-size", "--max-headers", "--max-body-size", "--min-chunk-average",
         ]:  # fmt: skip
             assert flag in text, (command.__name__, flag)
     assert "--threads" in serve.build_parser().format_help()

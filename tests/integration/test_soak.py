@@ -1,7 +1,8 @@
 """A short ``make soak``: valid mTLS clients are still served while an attacker holds
-half-handshakes and slowloris connections, and once the attack holds still the server's own
-timeouts give back every file descriptor, and its memory comes back (no timing assertion: the
-rates are printed by ``make soak``, not judged here)."""
+half-handshakes and slowloris connections and uploads bodies in 1-byte chunks (each refused
+400), and once the attack holds still the server's own timeouts give back every file
+descriptor, and its memory comes back (no timing assertion: the rates and the fairness probe's
+waits are printed by ``make soak``, not judged here)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ SETTINGS = soak.Settings(
     clients=3,
     half_handshakes=40,
     slowloris=15,
+    uploaders=1,
+    probe_kib=64,
     unloaded_s=3.0,
     attack_s=4.0,
     timeout_handshake=2.0,
@@ -37,7 +40,9 @@ def test_valid_clients_are_served_under_attack_and_resources_come_back(tmp_path:
     attack = SETTINGS.half_handshakes + SETTINGS.slowloris
     assert result.peak_fds >= result.fds_before + attack // 2  # the attack did hold them
     assert result.unloaded_rate > 0 and result.attacked_ok > 0  # still served under attack
+    assert result.uploads > 0 and result.uploads_refused == result.uploads
     assert result.fds_after <= result.fds_before + SETTINGS.fd_slack  # freed by the timeouts
     assert soak.rss_recovered(result.rss_before, result.rss_after, SETTINGS)
     assert recovered
     assert "summary:" in out.getvalue()
+    assert "fairness (--min-chunk-average 0): 64 KiB" in out.getvalue()

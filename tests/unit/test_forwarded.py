@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from mutls.apps.forwarded import ForwardedCertificates
 from mutls.apps.testpage import greeting
 from mutls.errors import UsageError
-from mutls.http.events import Request
+from mutls.http import HTTPConnection, Request
 from mutls.http.forwarded import (
+    KNOWN_NAMES,
     MAX_VALUE_BYTES,
     ForwardedCertificateError,
     ForwardedFormat,
@@ -23,7 +24,6 @@ from mutls.http.forwarded import (
     parse_pem,
     parse_rfc9440,
     parse_xfcc,
-    strip_forwarded,
 )
 from mutls.pki.trust import TrustMaterial
 from mutls.server.config import ServerConfig
@@ -145,12 +145,30 @@ def test_rfc9440_malformed(value: bytes) -> None:
 
 def test_rfc9440_headers(castor: tuple[x509.Certificate, x509.Certificate]) -> None:
     leaf, inter = castor
-    header = ForwardedHeader.named("Client-Cert")
-    assert header.format is ForwardedFormat.RFC9440
     headers = [(b"Client-Cert", sf(der(leaf))), (b"Client-Cert-Chain", sf(der(inter)))]
-    assert header.chain(headers) == (leaf, inter)
+    both = ForwardedHeader.named("Client-Cert, Client-Cert-Chain")
+    assert both.format is ForwardedFormat.RFC9440
+    assert both.chain(headers) == (leaf, inter)
     with pytest.raises(ForwardedCertificateError, match="more than once"):
-        header.chain([(b"client-cert", sf(der(leaf)))] * 2)
+        both.chain([(b"client-cert", sf(der(leaf)))] * 2)
+    # Client-Cert-Chain is read only when named: a proxy that sets Client-Cert alone passes on
+    # the chain a client sent.
+    assert ForwardedHeader.named("Client-Cert").chain(headers) == (leaf,)
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        ("X_Client_Cert", "'_'"),
+        ("X-Client-Cert X", "not a header name"),
+        ("", "not a header name"),
+        ("Client-Cert-Chain", "Client-Cert, Client-Cert-Chain"),
+        ("X-Client-Cert, Client-Cert-Chain", "Client-Cert, Client-Cert-Chain"),
+    ],
+)
+def test_header_names_that_cannot_work(names: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ForwardedHeader.named(names)
 
 
 # -- Envoy's XFCC -----------------------------------------------------------------------------
@@ -224,15 +242,18 @@ def test_absent_and_other_names(poupou: x509.Certificate) -> None:
     assert ForwardedHeader.named("X-SSL-Cert").chain([(b"x-ssl-cert", pem(poupou))])
 
 
-def test_strip() -> None:
-    headers = [
-        (b"Host", b"a"),
-        (b"X-Client-Cert", b"x"),
-        (b"Client-Cert", b"x"),
-        (b"client-cert-chain", b"x"),
-        (b"X-Forwarded-Client-Cert", b"x"),
-    ]
-    assert strip_forwarded(headers) == [(b"Host", b"a")]
+def test_certificate_headers_are_set_aside_from_every_request() -> None:
+    conn = HTTPConnection(certificate_names=KNOWN_NAMES | {b"x-mine"})
+    names = [
+        b"X-Client-Cert", b"Client-Cert", b"client-cert-chain", b"X-Forwarded-Client-Cert",
+        b"X-SSL-Cert", b"X-SSL-Client-Verify", b"SSL-Client-S-DN", b"X-Mine",
+    ]  # fmt: skip
+    head = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(n + b": x\r\n" for n in names)
+    conn.receive_data(head + b"X-Other: y\r\n\r\n")
+    request = conn.next_event()
+    assert isinstance(request, Request)
+    assert request.headers == [(b"Host", b"a"), (b"X-Other", b"y")]
+    assert request.certificate_headers == [(n.lower(), b"x") for n in names]
 
 
 # -- the verdict: the handshake's rules -------------------------------------------------------
@@ -271,8 +292,11 @@ def forwarding(
     )
 
 
-def request_with(headers: list[tuple[bytes, bytes]]) -> Request:
-    return Request("GET", b"/", b"/", "/", b"", "1.1", headers, keep_alive=True)
+def request_with(certificate_headers: list[tuple[bytes, bytes]]) -> Request:
+    headers = [(b"Host", b"a")]
+    return Request(
+        "GET", b"/", b"/", "/", b"", "1.1", headers, True, certificate_headers=certificate_headers
+    )
 
 
 @pytest.mark.parametrize(
@@ -288,9 +312,8 @@ def test_trusted_peers(test_pki: PKIFiles, peer: str, trusted: bool) -> None:
 
 def test_request_facts(test_pki: PKIFiles, poupou: x509.Certificate) -> None:
     fwd = forwarding(test_pki)
-    request = request_with([(b"Host", b"a"), (b"X-Client-Cert", escaped(pem(poupou)))])
+    request = request_with([(b"x-client-cert", escaped(pem(poupou)))])
     facts = fwd.request_facts(request, ("127.0.0.1", 1), ("127.0.0.1", 80))
-    assert request.headers == [(b"Host", b"a")]
     cert = facts.client_certificate
     assert cert is not None and cert.valid and facts.refusal is None
     env = facts.wsgi_environ
@@ -304,9 +327,8 @@ def test_request_facts(test_pki: PKIFiles, poupou: x509.Certificate) -> None:
 
 def test_request_facts_untrusted_peer(test_pki: PKIFiles, poupou: x509.Certificate) -> None:
     fwd = forwarding(test_pki, ClientCertMode.REQUIRE)
-    request = request_with([(b"X-Client-Cert", escaped(pem(poupou)))])
+    request = request_with([(b"x-client-cert", escaped(pem(poupou)))])
     facts = fwd.request_facts(request, ("192.0.2.1", 1), None)
-    assert request.headers == []
     cert = facts.client_certificate
     assert cert is not None and not cert.present
     assert facts.refusal == "client certificate required"
@@ -318,7 +340,7 @@ def test_request_facts_untrusted_peer(test_pki: PKIFiles, poupou: x509.Certifica
 def test_request_facts_malformed(test_pki: PKIFiles) -> None:
     with pytest.raises(ForwardedCertificateError):
         forwarding(test_pki).request_facts(
-            request_with([(b"X-Client-Cert", b"junk")]), ("127.0.0.1", 1), None
+            request_with([(b"x-client-cert", b"junk")]), ("127.0.0.1", 1), None
         )
 
 
@@ -329,6 +351,10 @@ def test_request_facts_malformed(test_pki: PKIFiles) -> None:
         ({"forwarded_cert_header": "X-Client-Cert"}, "needs --trusted-proxy"),
         ({"trusted_proxies": ("nope",), "forwarded_cert_header": "X"}, "--trusted-proxy nope"),
         ({"trusted_proxies": ("::1",), "forwarded_cert_header": "X"}, "--client-cert none"),
+        (
+            {"trusted_proxies": ("::1",), "forwarded_cert_header": "X_Client_Cert"},
+            "--forwarded-cert-header X_Client_Cert: x_client_cert: header names with '_'",
+        ),
     ],
 )
 def test_config_refuses(changes: dict[str, object], message: str) -> None:

@@ -15,6 +15,7 @@ from mutls.http import (
     Request,
     simple_response,
 )
+from mutls.http.framing import FREE_CHUNKS
 
 
 def events(conn: HTTPConnection) -> list[Event]:
@@ -324,3 +325,92 @@ def test_a_body_that_mentions_rtsp_is_just_a_body() -> None:
     evs = feed(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n" + body)
     assert not [e for e in evs if isinstance(e, ProtocolError)]
     assert body_of(evs) == body
+
+
+# -- what a body may cost, and what the app may see of a head -----------------------------------
+
+CHUNKED = b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("split", [0, 1, 3])
+def test_a_chunk_announced_over_the_body_limit_is_413_before_its_data(split: int) -> None:
+    limits = HTTPLimits(max_body_bytes=1 << 20)
+    # 256 MiB announced and not one byte of it sent: refused on the size line alone.
+    assert error_of(feed(CHUNKED + b"10000000\r\n", limits, split=split)).status == 413
+    # A chunk that fits alone but not after the ones before it, announced with its extension.
+    first = b"80000\r\n" + b"x" * 0x80000 + b"\r\n"
+    evs = feed(CHUNKED + first + b"80001;name=value\r\n", limits, split=split)
+    assert error_of(evs).status == 413
+
+
+def test_a_body_of_tiny_chunks_is_400_past_the_free_chunks() -> None:
+    conn = HTTPConnection(HTTPLimits(min_chunk_average=16))
+    conn.receive_data(CHUNKED)
+    for _ in range(5000):
+        conn.receive_data(b"1\r\nx\r\n")
+    evs = events(conn)
+    assert error_of(evs).status == 400
+    # chunk n is refused once n > FREE_CHUNKS + body // 16: the first 1092 get through
+    assert len(body_of(evs)) == 1092 == FREE_CHUNKS + 1092 // 16
+
+
+@pytest.mark.parametrize(("size", "average"), [(16, 16), (1, 0)])
+def test_chunks_of_the_average_or_with_the_limit_off_are_read(size: int, average: int) -> None:
+    chunk = b"%x\r\n%s\r\n" % (size, b"y" * size)
+    evs = feed(CHUNKED + chunk * 5000 + b"0\r\n\r\n", HTTPLimits(min_chunk_average=average))
+    assert not [e for e in evs if isinstance(e, ProtocolError)]
+    assert len(body_of(evs)) == 5000 * size and isinstance(evs[-1], EndOfMessage)
+
+
+def test_a_read_of_tiny_chunks_is_one_piece_of_body_not_one_per_chunk() -> None:
+    evs = feed(CHUNKED + b"1\r\nx\r\n" * 1000 + b"0\r\n\r\n")
+    assert [type(e) for e in evs] == [Request, Data, EndOfMessage]
+    assert body_of(evs) == b"x" * 1000
+
+
+@pytest.mark.parametrize(
+    "rest",
+    [b"1;" + b"e" * 5000 + b"\r\nx\r\n0\r\n\r\n", b"0\r\nX-Trailer: " + b"t" * 5000 + b"\r\n\r\n"],
+    ids=["chunk-extension", "trailer"],
+)
+def test_a_chunk_size_or_trailer_line_over_4k_is_400_without_buffering_it(rest: bytes) -> None:
+    conn = HTTPConnection()
+    conn.receive_data(CHUNKED)
+    for i in range(0, 4500, 100):  # the line never ends: refused once it is over the bound
+        conn.receive_data(rest[i : i + 100])
+    assert error_of(events(conn)).status == 400
+
+
+def test_trailers_are_not_headers() -> None:
+    evs = feed(CHUNKED + b"3\r\nabc\r\n0\r\nX-Trailer: t\r\nX-Client-Cert: forged\r\n\r\n")
+    req = evs[0]
+    assert isinstance(req, Request) and isinstance(evs[-1], EndOfMessage)
+    assert req.headers == [(b"Host", b"h"), (b"Transfer-Encoding", b"chunked")]
+    assert not req.certificate_headers
+
+
+def test_pipelined_bodies_of_both_framings_then_an_oversized_chunk() -> None:
+    raw = (
+        b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\n\r\n\r\n\r\n"
+        + CHUNKED.replace(b"/up", b"/b")
+        + b"2\r\nok\r\n0\r\n\r\n"
+        + CHUNKED
+        + b"10000000\r\n"
+    )
+    for split in range(12):
+        evs = feed(raw, HTTPLimits(max_body_bytes=1 << 20), split=split)
+        assert [e.path for e in evs if isinstance(e, Request)] == ["/a", "/b", "/up"]
+        assert body_of(evs) == b"\r\n\r\n\r\nok"
+        assert error_of(evs).status == 413
+
+
+def test_header_names_with_underscores_are_dropped() -> None:
+    conn = HTTPConnection()
+    conn.receive_data(
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent_Type: evil\r\nContent-Type: text/plain\r\n"
+        b"X_Client_Cert: forged\r\nContent-Length: 0\r\n\r\n"
+    )
+    req = events(conn)[0]
+    assert isinstance(req, Request)
+    assert [n for n, _ in req.headers] == [b"Host", b"Content-Type", b"Content-Length"]
+    assert conn.dropped_name == b"Content_Type"

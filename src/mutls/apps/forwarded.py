@@ -8,13 +8,15 @@ rules) decides the same way (:func:`~mutls.authz.admit`). A forwarded certificat
 nothing about the client holding its key: the proxy checked that in its handshake, and vouches
 for it.
 
-Every known client-certificate header is removed from every request before the app sees it,
-whoever sent it: the app learns the verdict, never a header it might believe.
+Every known client-certificate header is set aside from every request by the HTTP connection
+(:attr:`~mutls.http.events.Request.certificate_headers`), whoever sent it: the app learns the
+verdict, never a header it might believe; here only a trusted proxy's configured header is read.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -29,8 +31,8 @@ from mutls.apps.facts import (
 )
 from mutls.authz.access import Access, admit
 from mutls.errors import UsageError
-from mutls.http.events import Headers, Request
-from mutls.http.forwarded import ForwardedHeader, strip_forwarded
+from mutls.http.events import Request
+from mutls.http.forwarded import ForwardedHeader
 from mutls.pki.trust import TrustMaterial
 from mutls.tls.client_certificate import ClientCertificate
 from mutls.tls.options import ClientCertMode, VerifyPolicy
@@ -134,27 +136,32 @@ class ForwardedCertificates:
     def request_facts(
         self, request: Request, client: Address | None, server: Address | None
     ) -> ConnectionFacts:
-        """The facts of ``request``; its certificate headers are removed from it.
+        """The facts of ``request``, from the certificate header set aside from it.
 
         Raises :class:`~mutls.http.forwarded.ForwardedCertificateError` (answer 400) when a
         trusted proxy's header is malformed. From anyone else the headers are dropped unread
         and the request is anonymous.
         """
-        cert = self.certificate(request.headers, client)
-        request.headers = strip_forwarded(request.headers)
+        cert = self.certificate(request.certificate_headers, client)
         admission = admit(cert, self.mode, self.policy, self.access)
         return ForwardedFacts(client, server, None, admission, cert)
 
-    def certificate(self, headers: Headers, client: Address | None) -> ClientCertificate:
+    def certificate(
+        self, headers: Sequence[tuple[bytes, bytes]], client: Address | None
+    ) -> ClientCertificate:
         """The verdict on the certificate ``headers`` forward, believed only from a trusted
         proxy ``client`` (from anyone else: absent); raises ``ForwardedCertificateError``."""
         chain = self.header.chain(headers) if self.trusts(client) else None
         return self.verifier.verify_chain(chain) if chain else ClientCertificate.absent()
 
+    @property
+    def _header_names(self) -> str:
+        return ", ".join(n.decode() for n in (self.header.name, self.header.chain_name) if n)
+
     def warnings(self) -> list[str]:
         """Startup lines for the operator."""
         notes = [
-            f"client certificates are read from the {self.header.name.decode()} header of "
+            f"client certificates are read from the {self._header_names} header of "
             f"requests from {', '.join(map(str, self.networks))} only; the proxy must set it "
             "on every request (replacing what a client sent)"
         ]

@@ -26,6 +26,7 @@ from mutls.authz import Access, AllowRules, UserName
 from mutls.cli.common import ArgumentParser, password_from
 from mutls.errors import UsageError, WrongPasswordError
 from mutls.http.connection import HTTPLimits
+from mutls.http.framing import FREE_CHUNKS
 from mutls.pki.identity import Identity
 from mutls.server.config import ServerConfig, Timeouts
 from mutls.tls.options import ClientCertMode, VerifyPolicy
@@ -114,7 +115,8 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
         "--forwarded-cert-header",
         metavar="NAME",
         help="the header the proxy sets: X-Client-Cert (nginx $ssl_client_escaped_cert), "
-        "Client-Cert (RFC 9440) or x-forwarded-client-cert (Envoy)",
+        "Client-Cert or 'Client-Cert, Client-Cert-Chain' (RFC 9440), or "
+        "x-forwarded-client-cert (Envoy, forward_client_cert_details SANITIZE_SET)",
     )
     tls = parser.add_argument_group("TLS tuning")
     tls.add_argument("--ciphers", metavar="LIST", help="OpenSSL cipher string for TLS 1.2")
@@ -162,6 +164,12 @@ LIMIT_OPTIONS = {
         "--max-body-size",
         "BYTES",
         "larger request bodies are answered 413; bodies are read whole (default {})",
+    ),
+    "min_chunk_average": (
+        "--min-chunk-average",
+        "BYTES",
+        f"a chunked body may have {FREE_CHUNKS} chunks, plus one per BYTES of body; more are "
+        "answered 400 (default {}; 0: no limit)",
     ),
 }
 _SIZE = re.compile(r"(\d+)\s*([kmg]?)(?:i?b)?", re.IGNORECASE)

@@ -7,7 +7,15 @@ here touches a socket, so every rule is tested by feeding bytes.
 
 Requests may be pipelined: every request the bytes complete is queued, in order. The limits
 (head size, header count, body size) are checked as bytes arrive, so a client cannot make the
-server buffer more than a limit plus one read.
+server buffer more than a limit plus one read. A chunked body is bounded by its work as well as
+its size: each chunk's declared size is checked before its data is read, and a body cut into
+many tiny chunks is refused (see :class:`HTTPLimits`); the pieces of body one read brings are
+handed out as one :class:`Data`, however many chunks carried them.
+
+What the app sees of the head is decided here, once, for WSGI and ASGI alike: a header whose
+name holds ``_`` is dropped (nginx's ``underscores_in_headers off``: WSGI spells ``-`` as ``_``,
+so ``X_Client_Cert`` would pass for ``X-Client-Cert``), and client-certificate headers are set
+aside in :attr:`Request.certificate_headers`, never in :attr:`Request.headers`.
 """
 
 from __future__ import annotations
@@ -27,16 +35,38 @@ from mutls.http.events import (
     ProtocolError,
     Request,
 )
+from mutls.http.forwarded import KNOWN_NAMES, KNOWN_PREFIXES
+from mutls.http.framing import Framing, InputSlicer
 from mutls.http.response import ResponseWriter
+
+_UNDERSCORE = ord("_")  # an int: `in` is then one memchr (a 1-byte bytes needle is slower)
+
+
+def _prefix_range(prefix: bytes) -> tuple[bytes, bytes]:
+    """``(low, high)``: a name starts with ``prefix`` when ``low <= name < high`` (two
+    comparisons cost half of ``bytes.startswith``, which parses its arguments first)."""
+    return prefix, prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+(_X_SSL, _X_SSL_END), (_SSL, _SSL_END) = map(_prefix_range, KNOWN_PREFIXES)
 
 
 @dataclass(frozen=True)
 class HTTPLimits:
-    """How much a client may send: head bytes (431), header count (431), body bytes (413)."""
+    """How much a client may send: head bytes (431), header count (431), body bytes (413).
+
+    ``min_chunk_average``: a chunked body may have :data:`~mutls.http.framing.FREE_CHUNKS`
+    chunks, plus one per that many bytes of body (400 past it; 0: no limit). Every chunk costs
+    the server a parser callback and a step of its walk whatever its size: 16 MiB in 1-byte
+    chunks cost seconds of CPU where the same body with a Content-Length costs milliseconds.
+    Clients cut bodies at their buffer sizes (kilobytes), or at worst at lines or writes; not
+    into a few bytes each, past a thousand chunks.
+    """
 
     max_head_bytes: int = 16 * 1024
     max_headers: int = 100
     max_body_bytes: int = 16 * 1024 * 1024
+    min_chunk_average: int = 16
 
 
 class _Refused(Exception):
@@ -49,20 +79,31 @@ class _Refused(Exception):
 
 
 class HTTPConnection:
-    """One client's HTTP/1.1 conversation with the server, as a state machine fed with bytes."""
+    """One client's HTTP/1.1 conversation with the server, as a state machine fed with bytes.
 
-    def __init__(self, limits: HTTPLimits | None = None) -> None:
+    ``certificate_names``: the lower-case names of the headers set aside as certificate-carrying
+    (besides those starting with ``X-SSL-Client-`` or ``SSL-Client-``): the known ones and a
+    server's configured forwarded-certificate header.
+    """
+
+    def __init__(
+        self, limits: HTTPLimits | None = None, certificate_names: frozenset[bytes] = KNOWN_NAMES
+    ) -> None:
         self.limits = limits or HTTPLimits()
+        self._certificate_names = certificate_names
         self._parser = httptools.HttpRequestParser(self)
+        self._slicer = InputSlicer()
         self._events: deque[Event] = deque()
         self._url = b""
         self._headers: Headers = []
+        self._certificate_headers: Headers | None = None
         self._head_bytes = 0
         self._in_head = False
         self._in_body = False
         self._begun = 0
         self._pending_head_bytes = 0
         self._body_bytes = 0
+        self._body: list[bytes] = []
         self._content_length: int | None = None
         self._chunked = False
         self._expect_continue = False
@@ -71,8 +112,12 @@ class HTTPConnection:
         self._upgraded = False
         #: the bytes being fed when they hold another protocol's name (see :meth:`on_url`).
         self._alien: bytes | None = None
+        #: the read being parsed may hold a header name with '_'.
+        self._underscores = True
         #: True once the peer sent EOF.
         self.peer_closed = False
+        #: the first header name dropped for its ``_`` on this connection (for one log line).
+        self.dropped_name: bytes | None = None
 
     # -- input -----------------------------------------------------------------------------
 
@@ -89,10 +134,18 @@ class HTTPConnection:
             return
         began_in_head, begun = self._in_head, self._begun
         # llhttp also accepts RTSP and ICE request lines and reports only their version
-        # number; two substring scans per read find the rare bytes that need a closer look.
-        self._alien = data if (b"RTSP/" in data or b"ICE/" in data) else None
+        # number; two substring scans per read find the rare bytes that need a closer look
+        # (find, not `in`: the operator costs twice as much on bytes).
+        self._alien = data if (data.find(b"RTSP/") >= 0 or data.find(b"ICE/") >= 0) else None
+        # Names with '_' are looked for header by header only in a read that holds a '_' or
+        # continues a head (a name may have begun in the read before): one memchr per read.
+        self._underscores = began_in_head or _UNDERSCORE in data
+        slicer = self._slicer
         try:
-            self._parser.feed_data(data)
+            if slicer.whole_head(data):
+                self._parser.feed_data(data)
+            else:
+                self._feed_pieces(data)
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _Refused):
@@ -107,15 +160,35 @@ class HTTPConnection:
             self._fail(400, "malformed request: invalid method")
         except httptools.HttpParserError as exc:
             self._fail(400, f"malformed request: {_describe(exc)}")
-        else:
-            if self._in_head:
-                # Still inside a head: bound what llhttp buffers for us before it calls back.
-                # A head that began in this read is not counted until the next one (so memory
-                # stays under the limit plus one read, and pipelined requests never over-count).
-                if began_in_head and begun == self._begun:
-                    self._pending_head_bytes += len(data)
-                if self._pending_head_bytes > self.limits.max_head_bytes:
-                    self._fail(431, "request header fields too large")
+        if self._body:
+            self._flush_body()
+        if self._in_head and not self._failed:
+            # Still inside a head: bound what llhttp buffers for us before it calls back.
+            # A head that began in this read is not counted until the next one (so memory
+            # stays under the limit plus one read, and pipelined requests never over-count).
+            if began_in_head and begun == self._begun:
+                self._pending_head_bytes += len(data)
+            if self._pending_head_bytes > self.limits.max_head_bytes:
+                self._fail(431, "request header fields too large")
+
+    def _feed_pieces(self, data: bytes) -> None:
+        """Feed ``data`` piece by piece, each cut where its framing ends (see
+        :mod:`mutls.http.framing`); the parser's errors go to the caller."""
+        slicer = self._slicer
+        feed = self._parser.feed_data
+        view = memoryview(data)
+        pos, end = 0, len(data)
+        try:
+            while pos < end:
+                stop = slicer.cut(data, pos)
+                if stop > pos:
+                    feed(view[pos:stop])
+                if slicer.refusal is not None:
+                    self._fail(*slicer.refusal)
+                    return
+                pos = stop if stop > pos else end  # (never stuck: llhttp judges the rest)
+        finally:
+            slicer.read_done(data)
 
     def next_event(self) -> Event | None:
         """The next event, or ``None`` when more bytes are needed."""
@@ -137,6 +210,7 @@ class HTTPConnection:
         """A new request starts."""
         self._url = b""
         self._headers = []
+        self._certificate_headers = None
         self._head_bytes = 0
         self._pending_head_bytes = 0
         self._begun += 1
@@ -159,10 +233,12 @@ class HTTPConnection:
             raise _Refused(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        """One complete header field."""
+        """One complete header field (or trailer field, after a chunked body)."""
         self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > self.limits.max_head_bytes:
             raise _Refused(431, "request header fields too large")
+        if self._in_body:
+            return  # a trailer: counted, never shown (no app interface has request trailers)
         if len(self._headers) >= self.limits.max_headers:
             raise _Refused(431, "too many request header fields")
         lname = name.lower()
@@ -178,6 +254,19 @@ class HTTPConnection:
             self._has_host = True
         elif lname == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
+        elif self._underscores and _UNDERSCORE in name:
+            if self.dropped_name is None:
+                self.dropped_name = name
+            return
+        elif (
+            lname in self._certificate_names
+            or _SSL <= lname < _SSL_END
+            or _X_SSL <= lname < _X_SSL_END
+        ):
+            if self._certificate_headers is None:
+                self._certificate_headers = []
+            self._certificate_headers.append((lname, value))
+            return
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -193,6 +282,15 @@ class HTTPConnection:
             raise _Refused(505, "HTTP version not supported")
         if version == "1.1" and not self._has_host:
             raise _Refused(400, "malformed request: HTTP/1.1 without a Host header")
+        if self._chunked:
+            limits = self.limits
+            self._slicer.expect(
+                Framing.CHUNK_LINE,
+                allowed=limits.max_body_bytes,
+                average=limits.min_chunk_average,
+            )
+        elif self._content_length:
+            self._slicer.expect(Framing.LENGTH, self._content_length)
         target = self._url
         raw_path, _, query = target.partition(b"?")
         if raw_path.startswith((b"http://", b"https://")):
@@ -212,6 +310,7 @@ class HTTPConnection:
                 expect_continue=self._expect_continue,
                 content_length=self._content_length,
                 chunked=self._chunked,
+                certificate_headers=self._certificate_headers or (),
             )
         )
 
@@ -220,20 +319,30 @@ class HTTPConnection:
         self._body_bytes += len(body)
         if self._body_bytes > self.limits.max_body_bytes:
             raise _Refused(413, "request body too large")
-        self._events.append(Data(body))
+        self._body.append(body)
 
     def on_message_complete(self) -> None:
         """The request's body is complete."""
         self._in_body = False
         self._content_length = None
         self._chunked = False
+        if self._body:
+            self._flush_body()
         self._events.append(EndOfMessage())
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _flush_body(self) -> None:
+        """The body pieces parsed so far as one event: a read full of tiny chunks makes one
+        object, not one per chunk."""
+        body = self._body
+        self._events.append(Data(body[0] if len(body) == 1 else b"".join(body)))
+        body.clear()
+
     def _fail(self, status: int, reason: str) -> None:
         self._failed = True
         self._in_head = self._in_body = False
+        self._body.clear()
         self._events.append(ProtocolError(status, reason))
 
     def _mark_last_request_closing(self) -> None:

@@ -7,6 +7,7 @@ never raises.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 Headers = list[tuple[bytes, bytes]]
@@ -16,8 +17,11 @@ Headers = list[tuple[bytes, bytes]]
 class Request:
     """A request head: everything before the body.
 
-    ``headers`` keep the order and case the client sent; ``path`` is percent-decoded (as ASGI
-    and WSGI want it), ``raw_path`` and ``query`` are the bytes as sent.
+    ``headers`` keep the order and case the client sent, less the fields no app may see (names
+    with ``_``, client-certificate headers); ``path`` is percent-decoded (as ASGI and WSGI want
+    it), ``raw_path`` and ``query`` are the bytes as sent. ``certificate_headers`` are the
+    client-certificate headers set aside (names lower-case): read only when a trusted proxy
+    sent them (:mod:`mutls.apps.forwarded`).
     """
 
     method: str
@@ -31,6 +35,7 @@ class Request:
     expect_continue: bool = False
     content_length: int | None = None
     chunked: bool = False
+    certificate_headers: Sequence[tuple[bytes, bytes]] = ()
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of header ``name`` (lower-case), or ``None``."""

@@ -11,8 +11,10 @@ Three formats, chosen by the header's name:
 - ``X-Client-Cert`` or any other name: PEM, as nginx's ``$ssl_client_escaped_cert`` sends it
   (URL-escaped), its older ``$ssl_client_cert`` (lines folded with a tab) or raw; several
   PEM blocks are a chain, leaf first.
-- ``Client-Cert`` (RFC 9440): a structured-field byte sequence, ``:<base64 DER>:``, with the
-  chain in ``Client-Cert-Chain`` (a list of byte sequences).
+- ``Client-Cert`` (RFC 9440): a structured-field byte sequence, ``:<base64 DER>:``; the chain
+  in ``Client-Cert-Chain`` (a list of byte sequences) is read only when the configuration names
+  it too (``Client-Cert, Client-Cert-Chain``): a proxy that does not set it passes on the one a
+  client sent.
 - ``X-Forwarded-Client-Cert`` (Envoy's XFCC): comma-separated elements of ``;``-separated
   ``key=value`` pairs (values optionally double-quoted); the last element is the one the
   nearest proxy added. ``Chain`` (URL-encoded PEM, leaf included) or ``Cert`` (the leaf)
@@ -32,7 +34,6 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from mutls.http.events import Headers
 from mutls.pki.certs import fully_parsed
 
 #: the longest forwarded value read (a chain of a few certificates, URL-escaped, fits).
@@ -46,8 +47,10 @@ PEM_HEADER = b"X-Client-Cert"
 RFC9440_CERT = b"client-cert"
 RFC9440_CHAIN = b"client-cert-chain"
 XFCC = b"x-forwarded-client-cert"
-#: header names proxies use for client certificates: removed from every request a server
-#: that reads forwarded certificates passes to its app (see :func:`strip_forwarded`).
+#: header names proxies use for client certificates (lower-case), and the prefixes of the
+#: ones that carry its parts (``X-SSL-Client-Verify``, ``SSL-Client-S-DN``, ...): the HTTP
+#: connection sets them aside from every request (:class:`~mutls.http.connection.HTTPConnection`),
+#: so an app never reads one; only a trusted proxy's configured header is then read.
 KNOWN_NAMES = frozenset(
     {
         b"x-client-cert",
@@ -59,6 +62,9 @@ KNOWN_NAMES = frozenset(
         XFCC,
     }
 )
+KNOWN_PREFIXES = (b"x-ssl-client-", b"ssl-client-")
+#: an HTTP field name (RFC 9110 5.1), without ``_``: such names never reach the app.
+_FIELD_NAME = re.compile(rb"[!#$%&'*+.^`|~0-9a-z-]+")
 
 _PEM_BLOCK = re.compile(
     rb"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----"
@@ -87,22 +93,46 @@ class ForwardedFormat(enum.Enum):
 
 @dataclass(frozen=True)
 class ForwardedHeader:
-    """The one header a server reads forwarded certificates from, and its format."""
+    """The header a server reads forwarded certificates from, and its format; for RFC 9440,
+    ``chain_name`` is ``Client-Cert-Chain`` when the configuration names it too."""
 
     name: bytes
     format: ForwardedFormat
+    chain_name: bytes | None = None
 
     @classmethod
-    def named(cls, name: str) -> ForwardedHeader:
-        """The header called ``name``; its format follows from the name (see module docs)."""
-        lowered = name.strip().lower().encode("latin-1")
-        if lowered == RFC9440_CERT:
-            return cls(lowered, ForwardedFormat.RFC9440)
-        if lowered == XFCC:
-            return cls(lowered, ForwardedFormat.XFCC)
-        return cls(lowered, ForwardedFormat.PEM)
+    def named(cls, names: str) -> ForwardedHeader:
+        """The header called ``names`` (or ``Client-Cert, Client-Cert-Chain``); its format
+        follows from the name (see module docs). Raises ``ValueError`` saying why a name
+        cannot work."""
+        lowered = [name.strip().lower().encode("latin-1") for name in names.split(",")]
+        for name in lowered:
+            if b"_" in name:
+                raise ValueError(
+                    f"{name.decode()}: header names with '_' never reach mutls (they are "
+                    "dropped, as nginx does): use '-'"
+                )
+            if not _FIELD_NAME.fullmatch(name):
+                raise ValueError(f"{name.decode()!r}: not a header name")
+        if lowered == [RFC9440_CERT, RFC9440_CHAIN]:
+            return cls(RFC9440_CERT, ForwardedFormat.RFC9440, RFC9440_CHAIN)
+        if len(lowered) > 1 or lowered[0] == RFC9440_CHAIN:
+            raise ValueError(
+                "one header, or Client-Cert, Client-Cert-Chain (RFC 9440's certificate and "
+                "its chain)"
+            )
+        if lowered[0] == RFC9440_CERT:
+            return cls(RFC9440_CERT, ForwardedFormat.RFC9440)
+        if lowered[0] == XFCC:
+            return cls(XFCC, ForwardedFormat.XFCC)
+        return cls(lowered[0], ForwardedFormat.PEM)
 
-    def chain(self, headers: Headers) -> tuple[x509.Certificate, ...] | None:
+    @property
+    def names(self) -> frozenset[bytes]:
+        """The names read (lower-case)."""
+        return frozenset(n for n in (self.name, self.chain_name) if n is not None)
+
+    def chain(self, headers: Sequence[tuple[bytes, bytes]]) -> tuple[x509.Certificate, ...] | None:
         """The forwarded chain (leaf first) in ``headers``, ``None`` when the header is absent;
         raises :class:`ForwardedCertificateError` when it is malformed."""
         values = [v for k, v in headers if k.lower() == self.name]
@@ -114,13 +144,8 @@ class ForwardedHeader:
             return parse_pem(values[0])
         if self.format is ForwardedFormat.XFCC:
             return parse_xfcc(b",".join(values))
-        chain = [v for k, v in headers if k.lower() == RFC9440_CHAIN]
+        chain = [v for k, v in headers if k.lower() == self.chain_name]
         return parse_rfc9440(values[0], b",".join(chain) if chain else None)
-
-
-def strip_forwarded(headers: Headers) -> Headers:
-    """``headers`` without any client-certificate header (:data:`KNOWN_NAMES`)."""
-    return [(k, v) for k, v in headers if k.lower() not in KNOWN_NAMES]
 
 
 # -- the formats ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from mutls.authz.access import Access
 from mutls.errors import MutlsError, UsageError
 from mutls.http.connection import HTTPLimits
+from mutls.http.forwarded import KNOWN_NAMES, ForwardedHeader
 from mutls.pki.identity import Identity
 from mutls.pki.trust import TrustMaterial
 from mutls.tls.options import (
@@ -185,6 +186,12 @@ class ServerConfig:
                 "--trusted-proxy needs --forwarded-cert-header NAME: the header your proxy sets "
                 "(e.g. X-Client-Cert for nginx, x-forwarded-client-cert for Envoy)"
             )
+        try:
+            ForwardedHeader.named(self.forwarded_cert_header)
+        except ValueError as exc:
+            raise UsageError(
+                f"--forwarded-cert-header {self.forwarded_cert_header}: {exc}"
+            ) from None
         if self.identity is not None:
             raise UsageError(
                 "--trusted-proxy: the proxy terminates TLS, so mutls serves it plain HTTP; "
@@ -233,6 +240,10 @@ class ServerConfig:
             raise UsageError(f"--max-headers {limits.max_headers}: must be at least 1")
         if limits.max_body_bytes < 0:
             raise UsageError(f"--max-body-size {limits.max_body_bytes}: must be 0 or more")
+        if limits.min_chunk_average < 0:
+            raise UsageError(
+                f"--min-chunk-average {limits.min_chunk_average}: must be 0 (no limit) or more"
+            )
 
     @property
     def queued_requests(self) -> int:
@@ -296,6 +307,14 @@ class ServerConfig:
             self.verify,
             self.access,
         )
+
+    @property
+    def certificate_header_names(self) -> frozenset[bytes]:
+        """Headers set aside from every request, never shown to the app: the known
+        client-certificate names and the configured forwarded one (see mutls.http.forwarded)."""
+        if not self.forwarded_cert_header:
+            return KNOWN_NAMES
+        return KNOWN_NAMES | ForwardedHeader.named(self.forwarded_cert_header).names
 
     def load_app(self) -> HTTPApp:
         """Import the app (or make the test page)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -59,6 +60,31 @@ def log_access(
         sent,
         printable(who),
         printable(verdict),
+    )
+
+
+def log_dropped_name(client: tuple[str, int] | None, name: bytes) -> None:
+    """A client sent a header name with ``_`` (dropped, as nginx does; once per connection)."""
+    log.info(
+        "%s sent header %s: names with '_' are dropped (as nginx does), on this connection "
+        "without further notice",
+        peer(client),
+        printable(name.decode("latin-1")),
+    )
+
+
+def log_certificate_headers(
+    client: tuple[str, int] | None, headers: Sequence[tuple[bytes, bytes]], *, proxied: bool
+) -> None:
+    """A client sent client-certificate headers, removed: one trying its luck, or a proxy
+    mutls was not told to trust (``proxied``: other peers are; once per connection)."""
+    names = sorted({name.decode("latin-1") for name, _ in headers})
+    log.warning(
+        "%s sent client-certificate header(s) %s: removed%s; the app sees the verdict, never "
+        "such a header (logged once per connection)",
+        peer(client),
+        printable(", ".join(names)),
+        " (not a --trusted-proxy)" if proxied else "",
     )
 
 

@@ -26,13 +26,19 @@ from mutls.http.response import simple_response
 from mutls.server.channel import Channel
 from mutls.server.config import ServerConfig
 from mutls.server.deadlines import ConnectionDeadlines
-from mutls.server.log import log, log_access, peer, printable
+from mutls.server.intake import MAX_PENDING_EVENTS, PlaintextIntake
+from mutls.server.log import (
+    log,
+    log_access,
+    log_certificate_headers,
+    log_dropped_name,
+    peer,
+    printable,
+)
 from mutls.server.watchdog import AppWatchdog
 from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
 from mutls.tls.context import ServerContext
 
-#: pipelined events waiting before the socket stops being read.
-MAX_PENDING_EVENTS = 64
 PLAIN_HTTP_ON_TLS_PORT = "this is an HTTPS port: use https:// to talk to it"
 
 
@@ -49,12 +55,15 @@ class ServerState:
     stopping: bool = False
     #: the apps running, timed for --app-timeout.
     watchdog: AppWatchdog = field(init=False)
+    #: the client-certificate headers set aside from every request (never shown to the app).
+    certificate_names: frozenset[bytes] = field(init=False)
 
     def __post_init__(self) -> None:
         self.watchdog = AppWatchdog(self.config.timeouts.app)
+        self.certificate_names = self.config.certificate_header_names
 
 
-class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
+class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol):
     """Bytes in from the socket, through TLS and HTTP, to the app and back."""
 
     def __init__(self, state: ServerState) -> None:
@@ -63,12 +72,14 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.tls: TLSConnection | None = None
-        self.http = HTTPConnection(self.config.limits)
+        self.http = HTTPConnection(self.config.limits, state.certificate_names)
         self.facts: ConnectionFacts | None = None
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
         self._request: Request | None = None
-        self._body: list[bytes] = []
+        self._body = bytearray()
+        #: what was logged once for this connection (see _note_headers).
+        self._noted_certificate_headers = self._noted_underscores = False
         self.task: asyncio.Task[None] | None = None
         self._idle = True
         self._closing = False
@@ -109,17 +120,15 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
         if self._idle and self.task is None:
             self._idle = False
             self._arm(self.config.timeouts.header, "request head")
-        self.http.receive_data(data)
-        self._pump()
+        self._take(data)
 
     def eof_received(self) -> bool:
         """The client closed its side; finish what is in flight."""
         if self.tls is not None:
             data = self._decrypt(b"")
             if data:
-                self.http.receive_data(data)
-        self.http.receive_data(b"")
-        self._pump()
+                self._take(data)
+        self._take_eof()
         return True  # keep our side open until the response in flight is written
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -127,6 +136,7 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
         self.lost = True
         self.state.connections.discard(self)
         self._stop_deadlines()
+        self._stop_intake()
         if not self._disconnected.done():
             self._disconnected.set_result(None)
         if self._drain is not None and not self._drain.done():
@@ -171,8 +181,7 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
         else:
             self._flush_tls()
         if tls.peer_closed and not plain:
-            self.http.receive_data(b"")
-            self._pump()
+            self._take_eof()
         return plain
 
     def _on_handshake(self, tls: TLSConnection) -> None:
@@ -199,9 +208,11 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
             if event is None:
                 return
             if isinstance(event, Data):
-                self._body.append(event.data)
+                self._body += event.data
                 self._arm(self.config.timeouts.header, "request body")
             elif isinstance(event, Request):
+                if event.certificate_headers or self.http.dropped_name is not None:
+                    self._note_headers(event)
                 if self.state.forwarding is not None and not self._forwarded(event):
                     return
                 assert self.facts is not None
@@ -210,15 +221,16 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
                     self._refuse(event, self.facts.refusal)
                     return
                 self._request = event
-                self._body = []
+                self._body.clear()
                 self._disarm()
                 if event.expect_continue:
                     self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             elif isinstance(event, EndOfMessage):
                 request, self._request = self._request, None
                 if request is not None:
-                    self._dispatch(request, b"".join(self._body))
-                    self._body = []
+                    body = bytes(self._body)
+                    self._body.clear()
+                    self._dispatch(request, body)
             elif isinstance(event, ProtocolError):
                 log.info(
                     "bad request from %s: %d %s", peer(self.client), event.status, event.reason
@@ -230,8 +242,21 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
                 self._shutdown()
                 return
         if self.task is not None and self.http.pending_events > MAX_PENDING_EVENTS:
-            assert self.transport is not None
-            self.transport.pause_reading()
+            self._update_reading()
+
+    def _note_headers(self, request: Request) -> None:
+        """Log, once per connection, a header name dropped for its ``_`` and the certificate
+        headers removed from a request not accepted as forwarded."""
+        if self.http.dropped_name is not None and not self._noted_underscores:
+            self._noted_underscores = True
+            log_dropped_name(self.client, self.http.dropped_name)
+        forwarding = self.state.forwarding
+        if request.certificate_headers and not self._noted_certificate_headers:
+            if forwarding is None or not forwarding.trusts(self.client):
+                self._noted_certificate_headers = True
+                log_certificate_headers(
+                    self.client, request.certificate_headers, proxied=forwarding is not None
+                )
 
     def _forwarded(self, request: Request) -> bool:
         """This request's facts from a trusted proxy's header (a proxy carries many clients
@@ -300,8 +325,7 @@ class ConnectionProtocol(ConnectionDeadlines, asyncio.Protocol):
         if not writer.finished or not writer.keep_alive or self.state.stopping:
             self._shutdown()
             return
-        assert self.transport is not None
-        self.transport.resume_reading()
+        self._resume_intake()
         self._idle = self.http.pending_events == 0
         self._arm(
             self.config.timeouts.keep_alive if self._idle else self.config.timeouts.header,
