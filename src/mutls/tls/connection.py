@@ -296,8 +296,8 @@ class TLSConnection:
             sent = context.chain_hints.get(self.chain_key)
         else:
             sent = _openssl.stack_ders(_lib.SSL_get_peer_cert_chain(ptr))
-        if sent is None:  # evicted since the ticket was accepted: never guess
-            sent = ()
+        if sent is None:  # evicted since the ticket was accepted: the leaf alone, which can
+            sent = ()  # only fail to build a chain the client's list would have built
         verifier = context.verifier
         verdicts = verdicts_of(verifier)
         if resumed:
@@ -306,11 +306,13 @@ class TLSConnection:
             if known is None:
                 verification = verifier.verify(leaf, sent)
                 known = verifier.verdict(verification, sent=sent, resumed=True)
-                verdicts.put(memo, known, _expiring(known))
+                verdicts.put(memo, known, known.chain)
             return known
         built = _openssl.stack_ders(_lib.SSL_get0_verified_chain(ptr)) or (leaf,)
         verification = Verification(built, self.verify_recorder.failure)
-        memo = key_of(b"full", verification.digest, leaf, sent)
+        failure = verification.failure
+        found = f"{failure.code}/{failure.depth}" if failure is not None else ""
+        memo = key_of(b"full", built, sent, found.encode())
         known = verdicts.get(memo)
         if known is None:
             known = verifier.verdict(verification, sent=sent)
@@ -341,11 +343,6 @@ class TLSConnection:
     def _fail_with(self, error: TLSError) -> TLSError:
         self._failed = error
         return error
-
-
-def _expiring(verdict: ClientCertificate) -> tuple[Any, ...]:
-    """The certificates whose notAfter bounds how long a verdict found now stays true."""
-    return verdict.chain
 
 
 def _free_ssl(ptr: Any, address: int) -> None:

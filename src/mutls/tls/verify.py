@@ -99,18 +99,6 @@ class Verification:
     built: tuple[bytes, ...]
     failure: VerifyFailure | None
 
-    @property
-    def digest(self) -> bytes:
-        """A short key for what decides the verdict (see :mod:`mutls.tls.verdicts`)."""
-        h = hashlib.sha256()
-        for der in self.built:
-            h.update(len(der).to_bytes(4, "big"))
-            h.update(der)
-        failure = self.failure
-        if failure is not None:
-            h.update(f"|{failure.code}|{failure.depth}".encode())
-        return h.digest()
-
 
 class FailureRecorder:
     """Keeps the first error that counts, as the verify callback reports them."""
@@ -252,12 +240,10 @@ class ClientVerifier:
         *,
         sent: Sequence[bytes] = (),
         resumed: bool = False,
-        note: str | None = None,
     ) -> ClientCertificate:
         """The :class:`ClientCertificate` for what OpenSSL found (the one function of every
         path). ``sent``: the certificates the client sent besides its leaf (what the app sees
-        as the chain); ``note``: replaces the reason of a failure (e.g. why a resumed chain
-        could not be rebuilt)."""
+        as the chain)."""
         built = verification.built
         parsed = [_strict(der) for der in built]
         leaf = parsed[0]
@@ -280,7 +266,7 @@ class ClientVerifier:
                 present=True, valid=True, chain=shown, resumed=resumed, verified_chain=built
             )
         if text is None:
-            text = note or verify_error_text(failure.code)
+            text = verify_error_text(failure.code)
         at = failure.der
         return ClientCertificate(
             present=True,
