@@ -94,6 +94,25 @@ def delta_base(crl: x509.CertificateRevocationList) -> int | None:
         return None
 
 
+def names_freshest_crl(crl: x509.CertificateRevocationList) -> bool:
+    """Whether the CRL says where its deltas are (Freshest CRL, RFC 5280 5.2.6)."""
+    try:
+        crl.extensions.get_extension_for_class(x509.FreshestCRL)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
+
+def ignored_deltas(
+    crls: Sequence[x509.CertificateRevocationList],
+) -> list[x509.CertificateRevocationList]:
+    """The delta CRLs OpenSSL would apply only to certificates naming a Freshest CRL: no full
+    CRL of their issuer names one (OpenSSL applies a delta with a base CRL or a certificate
+    that does; AD CS base CRLs do)."""
+    announced = {c.issuer for c in crls if delta_base(c) is None and names_freshest_crl(c)}
+    return [c for c in crls if delta_base(c) is not None and c.issuer not in announced]
+
+
 def crl_label(crl: x509.CertificateRevocationList) -> str:
     """How messages name a CRL: ``full CRL #3`` or ``delta CRL #4 (base #3)``."""
     number = crl_number(crl)

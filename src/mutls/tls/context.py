@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mutls.errors import PKIError, UsageError
 from mutls.pki.certs import fingerprint
+from mutls.pki.crl import ignored_deltas
 from mutls.pki.identity import Identity
 from mutls.pki.keys import describe_key
 from mutls.pki.trust import TrustMaterial
@@ -298,7 +298,11 @@ class ServerContext:
             self.warnings.append(
                 "--reject-at-handshake has no effect without --client-cert require"
             )
-        self.warnings += _delta_crl_warnings(config.trust)
+        self.warnings += [
+            f"delta CRL of {crl.issuer.rfc4514_string()}: no base CRL of that issuer names a "
+            "Freshest CRL, so OpenSSL applies it only to certificates that name one"
+            for crl in ignored_deltas(config.trust.crls)
+        ]
         if config.keylog_path is not None:
             self.warnings.append(
                 f"TLS secrets are written to {config.keylog_path} (--keylog): "
@@ -350,33 +354,6 @@ class ServerContext:
         """
         self.verifier = ClientVerifier(trust, security_level=self.verifier.security_level)
         lib.SSL_CTX_set1_cert_store(self.ctx, self.verifier.store)
-
-
-def _delta_crl_warnings(trust: TrustMaterial) -> list[str]:
-    """A delta CRL OpenSSL would ignore, said at start-up rather than found out later.
-
-    OpenSSL applies a delta CRL only to a certificate, or with a base CRL, that names a
-    Freshest CRL (RFC 5280 5.2.6); AD CS base CRLs do. Without one, the delta revokes nothing.
-    """
-    bases_with_freshest = {
-        crl.issuer
-        for crl in trust.crls
-        if not _has_extension(crl, x509.DeltaCRLIndicator) and _has_extension(crl, x509.FreshestCRL)
-    }
-    return [
-        f"delta CRL of {crl.issuer.rfc4514_string()}: no base CRL of that issuer names a "
-        "Freshest CRL, so OpenSSL applies it only to certificates that name one"
-        for crl in trust.crls
-        if _has_extension(crl, x509.DeltaCRLIndicator) and crl.issuer not in bases_with_freshest
-    ]
-
-
-def _has_extension(crl: x509.CertificateRevocationList, kind: type[Any]) -> bool:
-    try:
-        crl.extensions.get_extension_for_class(kind)
-    except x509.ExtensionNotFound:
-        return False
-    return True
 
 
 def _ascii_call(function: Any, ctx: Any, value: str) -> bool:
