@@ -175,9 +175,9 @@ def software_versions() -> dict[str, str]:
             )
             versions["hypercorn"] = f"hypercorn {p['hypercorn']} (asyncio), {p['ssl']} (stdlib ssl)"
             versions["granian"] = f"granian {p['granian']}, rustls (built into granian)"
-    from mutls.tls import _openssl
+    from mutls.tls import OPENSSL_VERSION
 
-    versions["mutls"] = f"mutls (cffi ABI), {_openssl.VERSION} (the stdlib ssl's library)"
+    versions["mutls"] = f"mutls (cffi ABI), {OPENSSL_VERSION} (the stdlib ssl's library)"
     versions["loadgen"] = f"bench/loadgen.c, {_run(['openssl', 'version']).stdout.strip()}"
     return versions
 

@@ -110,9 +110,9 @@ def announce(
         print(f"mutls: serving on {url}", file=out)
     print(f"mutls: {describe_mode(config)}", file=out)
     if config.tls:
-        from mutls.tls._openssl import VERSION
+        from mutls.tls import OPENSSL_VERSION
 
-        print(f"mutls: TLS by {VERSION} (the library of Python's ssl module)", file=out)
+        print(f"mutls: TLS by {OPENSSL_VERSION} (the library of Python's ssl module)", file=out)
     what = _app_name(config.app) or "the test page at /cctest.aspx" + (
         f" and static files from {config.root}" if config.root else ""
     )
