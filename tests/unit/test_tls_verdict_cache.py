@@ -58,3 +58,22 @@ def test_a_trust_change_is_not_answered_from_the_cache(test_pki: PKIFiles) -> No
     server = resumed(test_pki, context, "poupou")
     assert server.info is not None
     assert server.info.client_certificate.error == "certificate is in the Disallowed store"
+
+
+def test_the_bounded_cache_keeps_its_entry_and_byte_bounds() -> None:
+    from mutls.tls.bounded import BoundedCache
+
+    cache: BoundedCache[str, int] = BoundedCache(100, max_item_bytes=40, max_entries=3)
+    assert not cache.put("huge", 0, 41)  # would push everything else out
+    for name in "abc":
+        assert cache.put(name, 1, 30)
+    assert cache.size == (3, 90)
+    cache.touch("a")
+    cache.put("d", 2, 30)  # 120 bytes: the oldest, now "b", goes
+    assert "b" not in cache and cache.size == (3, 90)
+    cache.put("c", 3, 10)  # a replaced entry counts once
+    assert cache.get("c") == 3 and cache.size == (3, 70)
+    cache.put("e", 4, 1)  # a fourth entry: the oldest ("a") goes
+    assert "a" not in cache and cache.size == (3, 41)
+    cache.clear()
+    assert cache.size == (0, 0) and cache.get("d") is None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import weakref
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from mutls.pki.keys import describe_key
 from mutls.pki.trust import TrustMaterial
 from mutls.tls import _openssl
 from mutls.tls._openssl import ffi, lib
+from mutls.tls.bounded import BoundedCache
 from mutls.tls.ciphers import DEFAULT_TLS12_CIPHERS
 from mutls.tls.options import DEFAULT_MAX_CLIENT_CHAIN, ClientCertMode, VerifyPolicy
 from mutls.tls.verdicts import key_of
@@ -61,40 +61,32 @@ class ChainHints:
     """
 
     def __init__(self, max_bytes: int = CHAIN_HINTS_MAX_BYTES) -> None:
-        self._lists: OrderedDict[bytes, tuple[bytes, ...]] = OrderedDict()
-        self._bytes = 0
-        self._max_bytes = max_bytes
+        self._lists: BoundedCache[bytes, tuple[bytes, ...]] = BoundedCache(
+            max_bytes, max_item_bytes=max_bytes // 4
+        )
         #: tickets declined because their list was not known here (for the log and bench).
         self.declined = 0
 
     @property
     def size(self) -> tuple[int, int]:
         """(lists, bytes)."""
-        return len(self._lists), self._bytes
+        return self._lists.size
 
     def remember(self, sent: Sequence[bytes]) -> bytes:
-        """Keep ``sent`` and return its key."""
+        """Keep ``sent`` and return its key (a list too large to keep: its tickets are
+        declined)."""
         if not sent:
             return EMPTY_CHAIN
         key = key_of(tuple(sent))
-        lists = self._lists
-        if key in lists:
-            lists.move_to_end(key)
-            return key
-        size = sum(map(len, sent))
-        if size > self._max_bytes // 4:
-            return key  # never kept: its tickets are declined
-        lists[key] = tuple(sent)
-        self._bytes += size
-        while self._bytes > self._max_bytes:
-            _, dropped = lists.popitem(last=False)
-            self._bytes -= sum(map(len, dropped))
+        if key in self._lists:
+            self._lists.touch(key)
+        else:
+            self._lists.put(key, tuple(sent), sum(map(len, sent)))
         return key
 
     def clear(self) -> None:
         """Forget every list (their tickets will be declined)."""
         self._lists.clear()
-        self._bytes = 0
 
     def get(self, key: bytes) -> tuple[bytes, ...] | None:
         """The list for ``key`` (``None`` when not known here)."""

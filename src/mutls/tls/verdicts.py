@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from mutls.tls.bounded import BoundedCache
 from mutls.tls.client_certificate import ClientCertificate
 from mutls.tls.verify import ClientVerifier
 
@@ -49,8 +49,9 @@ class Verdicts:
     """
 
     def __init__(self, verifier: ClientVerifier) -> None:
-        self._entries: OrderedDict[bytes, tuple[ClientCertificate, float, int]] = OrderedDict()
-        self._bytes = 0
+        self._entries: BoundedCache[bytes, tuple[ClientCertificate, float]] = BoundedCache(
+            VERDICTS_MAX_BYTES, max_item_bytes=VERDICTS_MAX_BYTES // 8, max_entries=VERDICTS_MAX
+        )
         trust = verifier.trust
         # The earliest wall-clock time at which our own trust material changes its answer.
         ends = [c.not_valid_after_utc.timestamp() for c in (*trust.anchors, *trust.intermediates)]
@@ -60,7 +61,7 @@ class Verdicts:
     @property
     def size(self) -> tuple[int, int]:
         """(entries, bytes of certificates held)."""
-        return len(self._entries), self._bytes
+        return self._entries.size
 
     def get(self, key: bytes) -> ClientCertificate | None:
         """The verdict kept for ``key``, if still fresh."""
@@ -68,7 +69,7 @@ class Verdicts:
         if entry is None:
             return None
         if entry[1] < time.monotonic():
-            self._drop(key)
+            self._entries.pop(key)
             return None
         return entry[0]
 
@@ -97,18 +98,7 @@ class Verdicts:
         # when the client pads its list), and about as much again for the parsed certificates.
         sent = sum(len(c.public_bytes(serialization.Encoding.DER)) for c in verdict.chain)
         size = 2 * (sum(map(len, verdict.verified_chain)) + sent) + 512
-        if size > VERDICTS_MAX_BYTES // 8:
-            return  # one huge chain may not push everything else out
-        if key in self._entries:
-            self._drop(key)
-        self._entries[key] = (verdict, deadline, size)
-        self._bytes += size
-        while len(self._entries) > VERDICTS_MAX or self._bytes > VERDICTS_MAX_BYTES:
-            self._drop(next(iter(self._entries)))
-
-    def _drop(self, key: bytes) -> None:
-        entry = self._entries.pop(key)
-        self._bytes -= entry[2]
+        self._entries.put(key, (verdict, deadline), size)
 
 
 _VERDICTS: weakref.WeakKeyDictionary[ClientVerifier, Verdicts] = weakref.WeakKeyDictionary()
