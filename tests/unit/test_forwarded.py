@@ -347,7 +347,7 @@ def test_request_facts_malformed(test_pki: PKIFiles) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"trusted_proxies": ("127.0.0.1",)}, "needs --forwarded-cert-header"),
+        ({"trusted_proxies": ("127.0.0.1",)}, "needs what to believe from those peers"),
         ({"forwarded_cert_header": "X-Client-Cert"}, "needs --trusted-proxy"),
         ({"trusted_proxies": ("nope",), "forwarded_cert_header": "X"}, "--trusted-proxy nope"),
         ({"trusted_proxies": ("::1",), "forwarded_cert_header": "X"}, "--client-cert none"),

@@ -36,6 +36,9 @@ class ConnectionFacts:
     server: Address | None
     tls: TLSInfo | None = None
     admission: Admission = field(default_factory=Admission)
+    #: the scheme of the client's request as a trusted proxy reported it (``--proxy-headers``;
+    #: ``None``: this hop's own). Keyword-only, so subclasses' positional fields stay put.
+    relayed_scheme: str | None = field(default=None, kw_only=True)
 
     @property
     def refusal(self) -> str | None:
@@ -44,7 +47,9 @@ class ConnectionFacts:
 
     @property
     def scheme(self) -> str:
-        """``https`` on a TLS connection, else ``http``."""
+        """``https`` on a TLS connection, else ``http`` (unless a trusted proxy said which)."""
+        if self.relayed_scheme is not None:
+            return self.relayed_scheme
         return "https" if self.tls is not None else "http"
 
     @property

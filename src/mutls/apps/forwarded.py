@@ -15,7 +15,6 @@ verdict, never a header it might believe; here only a trusted proxy's configured
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,8 +28,8 @@ from mutls.apps.facts import (
     wsgi_access_environ,
     wsgi_client_environ,
 )
+from mutls.apps.peers import Network, TrustedPeers
 from mutls.authz.access import Access, admit
-from mutls.errors import UsageError
 from mutls.http.events import Request
 from mutls.http.forwarded import ForwardedHeader
 from mutls.pki.trust import TrustMaterial
@@ -38,21 +37,10 @@ from mutls.tls.client_certificate import ClientCertificate
 from mutls.tls.options import ClientCertMode, VerifyPolicy
 from mutls.tls.verify import ClientVerifier
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
 
 def trusted_networks(addresses: tuple[str, ...]) -> tuple[Network, ...]:
     """``--trusted-proxy`` values (IPs or CIDRs) as networks; raises :class:`UsageError`."""
-    networks = []
-    for text in addresses:
-        try:
-            networks.append(ipaddress.ip_network(text.strip(), strict=False))
-        except ValueError:
-            raise UsageError(
-                f"--trusted-proxy {text}: not an IP address or network "
-                "(e.g. 127.0.0.1, 10.0.0.0/8, ::1)"
-            ) from None
-    return tuple(networks)
+    return TrustedPeers.parse(addresses).networks
 
 
 @dataclass(frozen=True)
@@ -110,7 +98,8 @@ class ForwardedCertificates:
         policy: VerifyPolicy,
         access: Access | None = None,
     ) -> None:
-        self.networks = trusted_networks(proxies)
+        self.peers = TrustedPeers.parse(proxies)  # the one list (mutls.apps.peers)
+        self.networks = self.peers.networks
         self.header = ForwardedHeader.named(header)
         self.verifier = verifier
         self.mode = mode
@@ -123,15 +112,7 @@ class ForwardedCertificates:
 
     def trusts(self, client: Address | None) -> bool:
         """Whether the TCP peer ``client`` is a trusted proxy."""
-        if client is None:
-            return False
-        try:
-            address = ipaddress.ip_address(client[0].split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self.networks)
+        return self.peers.trusts(client)
 
     def request_facts(
         self, request: Request, client: Address | None, server: Address | None

@@ -34,6 +34,7 @@ WSGIApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 def wsgi_environ(request: Request, body: bytes, facts: ConnectionFacts) -> dict[str, Any]:
     """The PEP 3333 environ of one request; the TLS part is copied from the connection's."""
     env: dict[str, Any] = dict(facts.wsgi_environ)
+    env["wsgi.url_scheme"] = facts.scheme  # a trusted proxy may have said (--proxy-headers)
     server_host, server_port = facts.server or ("localhost", 0)
     env.update(
         {

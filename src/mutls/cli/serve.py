@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from mutls.apps.peers import split_peers
 from mutls.authz import Access, AllowRules, UserName
 from mutls.cli.common import ArgumentParser, password_from
 from mutls.errors import UsageError, WrongPasswordError
@@ -62,6 +63,14 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
         help=f"address to listen on; '*' for every IPv4 and IPv6 one (default {default_address})",
     )
     where.add_argument("--root", metavar="DIR", help="also serve static files from DIR")
+    where.add_argument(
+        "--fd",
+        type=int,
+        action="append",
+        metavar="N",
+        help="serve the inherited listening socket N instead of --address/--port (repeatable); "
+        "systemd's LISTEN_FDS (socket activation) is used without it",
+    )
     xsp = parser.add_argument_group("XSP's TLS switches")
     for dest, (flag, _mode) in HTTPS_FLAGS.items():
         xsp.add_argument(flag, dest=dest, action="store_true", help=_HTTPS_HELP[dest])
@@ -103,13 +112,26 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
         action="store_true",
         help="with require: fail the TLS handshake when no certificate is sent, not a 403",
     )
-    proxy = parser.add_argument_group("behind a TLS-terminating proxy (nginx, Envoy)")
+    proxy = parser.add_argument_group("behind a proxy or load balancer (nginx, Envoy, HAProxy)")
     proxy.add_argument(
         "--trusted-proxy",
+        "--forwarded-allow-ips",
         action="append",
         metavar="ADDR",
-        help="believe the forwarded client certificate only from this peer (IP or CIDR; "
-        "repeatable); serve plain HTTP to the proxy",
+        help="the trusted proxies: IPs or CIDRs, comma-separated or repeated ('*': every peer); "
+        "only their forwarded certificate, proxy headers or PROXY header is believed",
+    )
+    proxy.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="apps see the client address and scheme that X-Forwarded-For/-Proto or Forwarded "
+        "(RFC 7239) of a trusted proxy report",
+    )
+    proxy.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="every connection starts with a trusted proxy's PROXY header (v1 or v2, HAProxy's "
+        "send-proxy); mutls still terminates TLS; other peers are refused",
     )
     proxy.add_argument(
         "--forwarded-cert-header",
@@ -270,7 +292,7 @@ def resolve_modes(args: argparse.Namespace) -> tuple[bool, ClientCertMode, Verif
         raise UsageError(
             f"{https[0][0]} needs the server's certificate: --p12file FILE or --cert FILE"
         )
-    if not has_cert and getattr(args, "trusted_proxy", None):
+    if not has_cert and getattr(args, "trusted_proxy", None) and args.forwarded_cert_header:
         # The proxy terminates TLS; mutls still judges the certificate it forwards.
         judged = ("client_cert", "verify", "client_ca", "crl")
         given = [f for d, f in TLS_ONLY.items() if getattr(args, d) and d not in judged]
@@ -347,9 +369,12 @@ def config_from_args(args: argparse.Namespace, *, app: str | None = None) -> Ser
         workers=getattr(args, "workers", 1),
         pidfile=args.pidfile,
         verbose=args.verbose,
-        trusted_proxies=tuple(args.trusted_proxy or ()),
+        trusted_proxies=split_peers(args.trusted_proxy or ()),
         forwarded_cert_header=args.forwarded_cert_header,
         access=access_from_args(args),
+        proxy_headers=args.proxy_headers,
+        proxy_protocol=args.proxy_protocol,
+        fds=tuple(args.fd or ()),
         **limits_from_args(args),
     )
 

@@ -28,6 +28,7 @@ from mutls.tls.options import (
 if TYPE_CHECKING:
     from mutls.apps.base import HTTPApp
     from mutls.apps.forwarded import ForwardedCertificates
+    from mutls.apps.peers import TrustedPeers
     from mutls.tls.context import ServerContext
 
 
@@ -104,6 +105,12 @@ class ServerConfig:
     #: ``--allow FILE`` and ``--remote-user``: which valid certificates may call, and the
     #: ``REMOTE_USER`` they name (:mod:`mutls.authz`).
     access: Access | None = None
+    #: ``--proxy-headers``: believe X-Forwarded-For/-Proto and Forwarded from trusted peers.
+    proxy_headers: bool = False
+    #: ``--proxy-protocol``: every connection starts with a trusted peer's PROXY header.
+    proxy_protocol: bool = False
+    #: ``--fd N``: serve these inherited listening sockets (``--address``/``--port`` unused).
+    fds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self._validate()
@@ -131,7 +138,7 @@ class ServerConfig:
                 "--reject-at-handshake": self.reject_at_handshake,
                 "--keylog": self.keylog_path is not None,
             }
-            if self.trusted_proxies:  # the proxy terminates TLS; certificates are still judged
+            if self.forwarded_cert_header:  # the proxy terminates TLS; certificates are judged
                 for flag in ("--client-cert", "--client-ca", "--crl"):
                     tls_only[flag] = False
             given = [flag for flag, on in tls_only.items() if on]
@@ -174,6 +181,7 @@ class ServerConfig:
         self._validate_trust_files()
 
     def _validate_forwarding(self) -> None:
+        self._validate_peers()
         if not self.trusted_proxies and self.forwarded_cert_header is None:
             return
         from mutls.apps.forwarded import trusted_networks
@@ -182,9 +190,23 @@ class ServerConfig:
         if not self.trusted_proxies:
             raise UsageError("--forwarded-cert-header needs --trusted-proxy ADDR")
         if not self.forwarded_cert_header:
+            if self.proxy_headers or self.proxy_protocol:
+                return
             raise UsageError(
-                "--trusted-proxy needs --forwarded-cert-header NAME: the header your proxy sets "
-                "(e.g. X-Client-Cert for nginx, x-forwarded-client-cert for Envoy)"
+                "--trusted-proxy needs what to believe from those peers: --proxy-headers, "
+                "--proxy-protocol, or --forwarded-cert-header NAME (the certificate header "
+                "your proxy sets, e.g. X-Client-Cert for nginx, x-forwarded-client-cert for Envoy)"
+            )
+        if "*" in self.trusted_proxies:
+            raise UsageError(
+                "--forwarded-cert-header with --trusted-proxy '*' would let anyone forge a "
+                "client certificate: name the proxies' addresses"
+            )
+        if self.proxy_protocol:
+            raise UsageError(
+                "--proxy-protocol and --forwarded-cert-header contradict each other: with the "
+                "PROXY protocol mutls terminates TLS itself and reads the client certificate "
+                "from its own handshake"
             )
         try:
             ForwardedHeader.named(self.forwarded_cert_header)
@@ -202,6 +224,25 @@ class ServerConfig:
                 "--trusted-proxy with --client-cert none would ignore every forwarded "
                 "certificate: give --client-cert optional or require"
             )
+
+    def _validate_peers(self) -> None:
+        """--proxy-headers and --proxy-protocol believe trusted peers only: there must be some.
+        The TLS rule of --trusted-proxy is for forwarded certificates only (the check above)."""
+        from mutls.apps.peers import TrustedPeers
+
+        TrustedPeers.parse(self.trusted_proxies)  # raises UsageError naming the bad value
+        for flag, on in (
+            ("--proxy-headers", self.proxy_headers),
+            ("--proxy-protocol", self.proxy_protocol),
+        ):
+            if on and not self.trusted_proxies:
+                raise UsageError(
+                    f"{flag} needs the proxies to believe: --forwarded-allow-ips ADDRS "
+                    "(or --trusted-proxy ADDR; IPs or CIDRs)"
+                )
+        for fd in self.fds:
+            if fd < 0:
+                raise UsageError(f"--fd {fd}: not a file descriptor")
 
     def _validate_trust_files(self) -> None:
         """--client-ca and --crl files are read once here, so a missing or corrupt one is a
@@ -307,6 +348,14 @@ class ServerConfig:
             self.verify,
             self.access,
         )
+
+    def trusted_peers(self) -> TrustedPeers | None:
+        """``--trusted-proxy``/``--forwarded-allow-ips`` as one matcher (``None``: none)."""
+        if not self.trusted_proxies:
+            return None
+        from mutls.apps.peers import TrustedPeers
+
+        return TrustedPeers.parse(self.trusted_proxies)
 
     @property
     def certificate_header_names(self) -> frozenset[bytes]:

@@ -12,6 +12,8 @@ from typing import Any, cast
 from mutls.apps.base import HTTPApp
 from mutls.apps.facts import ConnectionFacts, connection_facts
 from mutls.apps.forwarded import ForwardedCertificates
+from mutls.apps.peers import TrustedPeers
+from mutls.apps.proxied import ProxyHeaders
 from mutls.authz.access import admit
 from mutls.http.connection import HTTPConnection
 from mutls.http.events import (
@@ -35,6 +37,7 @@ from mutls.server.log import (
     peer,
     printable,
 )
+from mutls.server.proxied import ProxyHeaderIntake
 from mutls.server.watchdog import AppWatchdog
 from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
 from mutls.tls.context import ServerContext
@@ -57,13 +60,19 @@ class ServerState:
     watchdog: AppWatchdog = field(init=False)
     #: the client-certificate headers set aside from every request (never shown to the app).
     certificate_names: frozenset[bytes] = field(init=False)
+    #: --trusted-proxy / --forwarded-allow-ips, and what --proxy-headers makes of them.
+    peers: TrustedPeers | None = field(init=False)
+    proxy_headers: ProxyHeaders | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.watchdog = AppWatchdog(self.config.timeouts.app)
         self.certificate_names = self.config.certificate_header_names
+        self.peers = self.config.trusted_peers()
+        relayed = self.config.proxy_headers and self.peers is not None
+        self.proxy_headers = ProxyHeaders(self.peers) if relayed and self.peers else None
 
 
-class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol):
+class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake, asyncio.Protocol):
     """Bytes in from the socket, through TLS and HTTP, to the app and back."""
 
     def __init__(self, state: ServerState) -> None:
@@ -80,6 +89,7 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
         self._body = bytearray()
         #: what was logged once for this connection (see _note_headers).
         self._noted_certificate_headers = self._noted_underscores = False
+        self._noted_relay_conflict = False
         self.task: asyncio.Task[None] | None = None
         self._idle = True
         self._closing = False
@@ -110,9 +120,15 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
         else:
             self.facts = connection_facts(self.client, self.server)
             self._arm(self.config.timeouts.header, "request head")
+        if self.config.proxy_protocol and self._expect_proxy_header(self.state.peers):
+            self._arm(self.config.timeouts.handshake, "PROXY header")
 
     def data_received(self, data: bytes) -> None:
         """Bytes from the socket: through TLS (if any) into the HTTP connection."""
+        if self._proxy_reader is not None:
+            data = self._take_proxy_header(data)
+            if not data:
+                return
         if self.tls is not None:
             data = self._decrypt(data)
             if not data:
@@ -124,6 +140,9 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
 
     def eof_received(self) -> bool:
         """The client closed its side; finish what is in flight."""
+        if self._proxy_reader is not None:
+            self._bad_proxy_header("connection closed before the end of the PROXY header")
+            return False
         if self.tls is not None:
             data = self._decrypt(b"")
             if data:
@@ -215,6 +234,8 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
                     self._note_headers(event)
                 if self.state.forwarding is not None and not self._forwarded(event):
                     return
+                if self.state.proxy_headers is not None:
+                    self._relayed(event)
                 assert self.facts is not None
                 if self.facts.refusal is not None:
                     # Refused before the app runs: no need to read (or invite) the body.
@@ -270,6 +291,27 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
             self._shutdown()
             return False
         return True
+
+    def _relayed(self, request: Request) -> None:
+        """This request's client and scheme, from a trusted proxy's headers (--proxy-headers);
+        when its two spellings disagree, neither is believed, and that is logged once."""
+        assert self.state.proxy_headers is not None and self.facts is not None
+        self.facts, said = self.state.proxy_headers.request_facts(self.facts, request, self.client)
+        if said.conflict is not None and not self._noted_relay_conflict:
+            self._noted_relay_conflict = True
+            log.warning(
+                "proxy headers from %s not believed: %s (make the proxy set one and remove "
+                "the other)",
+                peer(self.client),
+                said.conflict,
+            )
+
+    def _after_proxy_header(self) -> None:
+        """The PROXY header is read: the handshake (or request head) deadline starts."""
+        if self.tls is not None:
+            self._arm(self.config.timeouts.handshake, "TLS handshake")
+        else:
+            self._arm(self.config.timeouts.header, "request head")
 
     def _refuse(self, request: Request, reason: str) -> None:
         """The policy's 403, logged; the connection then closes (a new one may carry a

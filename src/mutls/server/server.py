@@ -16,10 +16,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from mutls.errors import MutlsError
+from mutls.server import systemd
 from mutls.server.config import ServerConfig
 from mutls.server.log import log
 from mutls.server.memory import MemoryTrimmer
 from mutls.server.protocol import ConnectionProtocol, ServerState
+from mutls.server.proxied import proxy_notes
 from mutls.tls.options import ClientCertMode
 
 if TYPE_CHECKING:
@@ -33,7 +35,14 @@ class ServerStartError(MutlsError):
 
 
 def bind_sockets(config: ServerConfig) -> list[socket.socket]:
-    """Listening sockets for ``config.host`` and ``config.port`` (both families for ``None``)."""
+    """Listening sockets for ``config.host`` and ``config.port`` (both families for ``None``),
+    or the inherited ones (``--fd``, systemd's socket activation)."""
+    try:
+        inherited = systemd.inherited_sockets(config.fds)
+    except systemd.InheritedSocketError as exc:
+        raise ServerStartError(str(exc)) from None
+    if inherited is not None:
+        return inherited
     hosts: list[str | None]
     if config.host in (None, "", "*"):
         hosts = ["0.0.0.0", "::"] if socket.has_ipv6 else ["0.0.0.0"]
@@ -78,7 +87,7 @@ def urls(config: ServerConfig, sockets: list[socket.socket]) -> list[str]:
 
 def describe_mode(config: ServerConfig) -> str:
     """The startup line that says what the server asks of clients."""
-    if not config.tls and config.trusted_proxies:
+    if not config.tls and config.forwarded_cert_header:
         return (
             "mode: plain HTTP behind a TLS-terminating proxy, forwarded client certificate "
             f"{config.client_cert.value}, policy {config.verify.value}"
@@ -119,6 +128,8 @@ def announce(
     print(f"mutls: app: {what}", file=out)
     if config.workers > 1:
         print(f"mutls: {config.workers} worker processes", file=out)
+    for note in proxy_notes(config):
+        print(f"mutls: {note}", file=out)
     for warning in warnings:
         print(f"mutls: WARNING: {warning}", file=out)
     out.flush()
@@ -232,7 +243,8 @@ class Server:
         state = self.state
         if state is None:
             return False
-        return reload_trust(self.config, state.tls_context, state.forwarding)
+        with systemd.reloading():
+            return reload_trust(self.config, state.tls_context, state.forwarding)
 
 
 def reload_trust(
@@ -290,9 +302,11 @@ def run(config: ServerConfig, *, on_ready: Callable[[Server], None] | None = Non
         if on_ready is not None:
             on_ready(server)
         write_pidfile(config)
+        systemd.notify("READY=1")
         try:
             await server.wait_stopped()
         finally:
+            systemd.notify("STOPPING=1")
             await server.shutdown()
 
     try:

@@ -18,6 +18,7 @@ import time
 from types import FrameType
 
 from mutls.errors import MutlsError
+from mutls.server import systemd
 from mutls.server.config import ServerConfig
 from mutls.server.log import log
 from mutls.server.server import (
@@ -50,6 +51,8 @@ def run_workers(config: ServerConfig) -> int:
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
+        if not stopping:
+            systemd.notify("STOPPING=1")
         stopping = True
         for pid in list(workers):
             with contextlib.suppress(ProcessLookupError):
@@ -58,10 +61,11 @@ def run_workers(config: ServerConfig) -> int:
     def on_hangup(signum: int, _frame: FrameType | None) -> None:
         # The supervisor re-reads too: a worker it starts later (after a crash) must judge by
         # the trust in force now, not the one of the start.
-        reload_trust(config, tls_context)
-        for pid in list(workers):  # each worker re-reads the trust itself
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGHUP)
+        with systemd.reloading():
+            reload_trust(config, tls_context)
+            for pid in list(workers):  # each worker re-reads the trust itself
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGHUP)
 
     def spawn() -> None:
         pid = os.fork()
@@ -96,6 +100,7 @@ def run_workers(config: ServerConfig) -> int:
     try:
         for _ in range(config.workers):
             spawn()
+        systemd.notify("READY=1")  # the socket listens: connections queue for the workers
         while workers:
             try:
                 pid, status = os.waitpid(-1, 0)
