@@ -44,6 +44,8 @@ PACKAGE_OF = {
     "mcs": "mono-mcs",
     "mono": "mono-mcs",
     "certmgr": "mono-devel",
+    "haproxy": "haproxy",
+    "systemd-socket-activate": "systemd",
 }
 
 
