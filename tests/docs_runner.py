@@ -182,7 +182,8 @@ class Folder:
                 start_new_session=True,
             )
         )
-        port = re.search(r"--port (\d+)", command)
+        # mutls's --port, or the -l HOST:PORT of systemd-socket-activate (which listens at once)
+        port = re.search(r"--port (\d+)", command) or re.search(r"\s-l \S*:(\d+)", command)
         if port is not None:
             wait_for_port(int(port.group(1)), timeout=30)
 
