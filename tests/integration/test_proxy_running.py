@@ -293,3 +293,16 @@ def test_through_haproxy(test_pki: PKIFiles, proxy_protocol_port: int, tmp_path:
             seen = json.loads(done.stdout)
             assert seen["client"][0] == UNTRUSTED, (version, seen)
             assert seen["scheme"] == "https" and seen["cert"] == "CN=poupou"
+
+
+def test_disagreeing_spellings_are_not_believed(caplog: pytest.LogCaptureFixture) -> None:
+    """A client's Forwarded passed on by a proxy that sets X-Forwarded-For: neither is believed
+    (the app sees the proxy), and the operator is told once."""
+    caplog.set_level(logging.WARNING, logger="mutls")
+    config = ServerConfig(
+        port=0, app=whoami, timeouts=TIMEOUTS, trusted_proxies=("127.0.0.1",), proxy_headers=True
+    )
+    with serve_in_thread(config) as running, connect(running.ports[0]) as sock:
+        seen = get(sock, "Forwarded: for=198.51.100.66\r\nX-Forwarded-For: 203.0.113.7\r\n")
+    assert seen["client"][0] == "127.0.0.1"
+    assert "proxy headers from 127.0.0.1" in caplog.text and "disagree" in caplog.text
