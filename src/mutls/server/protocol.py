@@ -114,13 +114,15 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
             self.lost = True
             return
         self.state.connections.add(self)
+        if self.config.proxy_protocol and not self._expect_proxy_header(self.state.peers):
+            return  # not a load balancer: refused before any TLS state is made
         if self.state.tls_context is not None:
             self.tls = TLSConnection(self.state.tls_context)
             self._arm(self.config.timeouts.handshake, "TLS handshake")
         else:
             self.facts = connection_facts(self.client, self.server)
             self._arm(self.config.timeouts.header, "request head")
-        if self.config.proxy_protocol and self._expect_proxy_header(self.state.peers):
+        if self._proxy_reader is not None:
             self._arm(self.config.timeouts.handshake, "PROXY header")
 
     def data_received(self, data: bytes) -> None:
