@@ -26,8 +26,12 @@ def split_peers(values: Iterable[str]) -> tuple[str, ...]:
 class TrustedPeers:
     """A set of IP networks; :meth:`trusts` answers for a peer's address."""
 
+    #: answers kept per address text (the same peers come back); cleared when this many.
+    CACHE_SIZE = 4096
+
     def __init__(self, networks: tuple[Network, ...]) -> None:
         self.networks = networks
+        self._known: dict[str, bool] = {}
 
     @classmethod
     def parse(cls, addresses: Iterable[str]) -> TrustedPeers:
@@ -50,6 +54,14 @@ class TrustedPeers:
     def trusts_host(self, host: str) -> bool:
         """Whether the address ``host`` (text; an IPv6 zone and IPv4-mapped form allowed) is a
         trusted peer; anything that is not an IP address is not."""
+        known = self._known.get(host)
+        if known is None:
+            if len(self._known) >= self.CACHE_SIZE:
+                self._known.clear()
+            known = self._known[host] = self._trusts(host)
+        return known
+
+    def _trusts(self, host: str) -> bool:
         try:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:

@@ -10,16 +10,10 @@ The TLS facts (this hop's, or a forwarded certificate's) are unchanged.
 
 from __future__ import annotations
 
-import dataclasses
-
 from mutls.apps.facts import Address, ConnectionFacts
 from mutls.apps.peers import TrustedPeers
 from mutls.http.events import Request
 from mutls.http.proxy_headers import Relayed, relayed
-
-#: what a connection's facts render once; carried over to a request's copy, as neither depends
-#: on the client's address or the scheme (the WSGI adapter sets ``wsgi.url_scheme`` itself).
-_RENDERED = ("wsgi_environ", "asgi_extensions")
 
 
 class ProxyHeaders:
@@ -46,8 +40,10 @@ class ProxyHeaders:
         client = said.client or peer
         if facts.client == client and facts.relayed_scheme == said.scheme:
             return facts, said
-        copy = dataclasses.replace(facts, client=client, relayed_scheme=said.scheme)
-        for name in _RENDERED:
-            if name in facts.__dict__:
-                copy.__dict__[name] = facts.__dict__[name]
-        return copy, said
+        # A shallow copy, through the instance's dict (the class is frozen), keeps what the
+        # connection's facts rendered once (the WSGI variables, the ASGI extensions): neither
+        # depends on the client or the scheme (the WSGI adapter sets wsgi.url_scheme itself).
+        # dataclasses.replace would render them again.
+        relayed_facts = object.__new__(type(facts))
+        relayed_facts.__dict__.update(facts.__dict__, client=client, relayed_scheme=said.scheme)
+        return relayed_facts, said

@@ -19,6 +19,7 @@ client's own words and nobody can tell which: neither is believed (:attr:`Relaye
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Sequence
@@ -54,10 +55,12 @@ class Relayed:
     conflict: str | None = None
 
 
-def _values(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[str] | None:
-    """The comma-separated elements of every ``name`` field, in order (``None``: absent or too
+NOTHING = Relayed()
+
+
+def _elements(found: list[bytes]) -> list[str] | None:
+    """The comma-separated elements of a field's lines, in order (``None``: absent or too
     long)."""
-    found = [value for key, value in headers if key.lower() == name]
     if not found:
         return None
     joined = b",".join(found)
@@ -66,9 +69,28 @@ def _values(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[str] | 
     return [item.strip() for item in joined.decode("latin-1").split(",")][-MAX_HOPS:]
 
 
+def _fields(headers: Sequence[tuple[bytes, bytes]]) -> dict[bytes, list[bytes]]:
+    """The lines of the three fields, in one pass over the request's headers."""
+    found: dict[bytes, list[bytes]] = {X_FORWARDED_FOR: [], X_FORWARDED_PROTO: [], FORWARDED: []}
+    for key, value in headers:
+        lines = found.get(key.lower())
+        if lines is not None:
+            lines.append(value)
+    return found
+
+
+#: longer than "[" + the longest IPv6 text (45) + "]:65535": not an address.
+MAX_NODE = 56
+
+
 def parse_node(text: str) -> Address | None:
     """An address from an ``X-Forwarded-For`` entry or a ``for=`` value: ``192.0.2.1``,
     ``192.0.2.1:4711``, ``2001:db8::1``, ``[2001:db8::1]:4711``; ``None`` for anything else."""
+    return None if len(text) > MAX_NODE else _parse_node(text)
+
+
+@functools.lru_cache(maxsize=4096)  # the same proxies and clients come back request after request
+def _parse_node(text: str) -> Address | None:
     host, port = text, 0
     if text.startswith("["):
         end = text.find("]")
@@ -113,20 +135,24 @@ def _walk(nodes: Sequence[Address | None], trusted: Callable[[str], bool]) -> in
     return chosen
 
 
-def x_forwarded(headers: Sequence[tuple[bytes, bytes]], trusted: Callable[[str], bool]) -> Relayed:
-    """The client and scheme ``X-Forwarded-For`` and ``X-Forwarded-Proto`` report.
+def x_forwarded(
+    for_lines: list[bytes], proto_lines: list[bytes], trusted: Callable[[str], bool]
+) -> Relayed:
+    """The client and scheme ``X-Forwarded-For`` and ``X-Forwarded-Proto`` (their lines)
+    report.
 
     The scheme is the ``X-Forwarded-Proto`` entry of the chosen client's hop when the two lists
     have as many entries (one per hop), else its last entry (the nearest proxy's).
     """
-    entries = _values(headers, X_FORWARDED_FOR)
-    protos = _values(headers, X_FORWARDED_PROTO)
+    entries = _elements(for_lines)
+    protos = _elements(proto_lines)
     client: Address | None = None
     index: int | None = None
     if entries:
-        index = _walk([parse_node(entry) for entry in entries], trusted)
+        nodes = [parse_node(entry) for entry in entries]
+        index = _walk(nodes, trusted)
         if index is not None:
-            client = parse_node(entries[index])
+            client = nodes[index]
     scheme = None
     if protos:
         aligned = entries is not None and index is not None and len(protos) == len(entries)
@@ -177,10 +203,9 @@ def _split_outside_quotes(text: str, separator: str) -> list[str]:
     return parts
 
 
-def forwarded(headers: Sequence[tuple[bytes, bytes]], trusted: Callable[[str], bool]) -> Relayed:
-    """The client and scheme ``Forwarded`` reports (the ``for=`` and ``proto=`` of one
-    element); nothing when the header is absent or malformed."""
-    found = [value for key, value in headers if key.lower() == FORWARDED]
+def forwarded(found: list[bytes], trusted: Callable[[str], bool]) -> Relayed:
+    """The client and scheme ``Forwarded`` (its lines) reports (the ``for=`` and ``proto=`` of
+    one element); nothing when the header is absent or malformed."""
     if not found:
         return Relayed()
     joined = b",".join(found)
@@ -201,11 +226,12 @@ def forwarded(headers: Sequence[tuple[bytes, bytes]], trusted: Callable[[str], b
 
 def relayed(headers: Sequence[tuple[bytes, bytes]], trusted: Callable[[str], bool]) -> Relayed:
     """The client and scheme the proxy headers report (both spellings; see the module docs)."""
-    old = x_forwarded(headers, trusted)
-    new = forwarded(headers, trusted)
-    if new == Relayed():
+    found = _fields(headers)
+    old = x_forwarded(found[X_FORWARDED_FOR], found[X_FORWARDED_PROTO], trusted)
+    new = forwarded(found[FORWARDED], trusted)
+    if new == NOTHING:
         return old
-    if old == Relayed():
+    if old == NOTHING:
         return new
     clients_agree = old.client is None or new.client is None or old.client[0] == new.client[0]
     schemes_agree = old.scheme is None or new.scheme is None or old.scheme == new.scheme
