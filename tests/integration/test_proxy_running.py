@@ -306,3 +306,21 @@ def test_disagreeing_spellings_are_not_believed(caplog: pytest.LogCaptureFixture
         seen = get(sock, "Forwarded: for=198.51.100.66\r\nX-Forwarded-For: 203.0.113.7\r\n")
     assert seen["client"][0] == "127.0.0.1"
     assert "proxy headers from 127.0.0.1" in caplog.text and "disagree" in caplog.text
+
+
+def test_closing_midway_is_logged_a_bare_connect_is_not(
+    proxy_protocol_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A balancer's TCP health check (connect, close) is not worth a line; a header cut short
+    is."""
+    caplog.set_level(logging.INFO, logger="mutls")
+    with connect(proxy_protocol_port) as sock:
+        sock.shutdown(socket.SHUT_WR)
+        assert closed_at_once(sock)
+    assert "PROXY" not in caplog.text
+    with connect(proxy_protocol_port) as sock:
+        sock.sendall(b"PROXY TCP4 203.0.113.7")
+        sock.shutdown(socket.SHUT_WR)
+        assert closed_at_once(sock)
+    assert "bad PROXY header from 127.0.0.1" in caplog.text
+    assert "closed before the end of the PROXY header" in caplog.text

@@ -73,6 +73,11 @@ class ProxyHeaderReader:
             self._buffer.clear()
         return found
 
+    @property
+    def pending(self) -> int:
+        """Bytes of a header begun and not yet whole."""
+        return len(self._buffer)
+
     def receive_eof(self) -> None:
         """The peer closed before the header was whole."""
         raise ProxyHeaderError("connection closed before the end of the PROXY header")

@@ -68,7 +68,7 @@ class ServerState:
         self.watchdog = AppWatchdog(self.config.timeouts.app)
         self.certificate_names = self.config.certificate_header_names
         self.peers = self.config.trusted_peers()
-        relayed = self.config.proxy_headers and self.peers is not None
+        relayed = self.config.proxy_headers and self.peers
         self.proxy_headers = ProxyHeaders(self.peers) if relayed and self.peers else None
 
 
@@ -143,7 +143,7 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
     def eof_received(self) -> bool:
         """The client closed its side; finish what is in flight."""
         if self._proxy_reader is not None:
-            self._bad_proxy_header("connection closed before the end of the PROXY header")
+            self._proxy_header_cut()
             return False
         if self.tls is not None:
             data = self._decrypt(b"")

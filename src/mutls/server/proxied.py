@@ -95,6 +95,16 @@ class ProxyHeaderIntake:
         self._after_proxy_header()
         return header.rest
 
+    def _proxy_header_cut(self) -> None:
+        """The peer closed before the header was whole: a bad header if it began one; a TCP
+        health check (connect, close) if it sent nothing, which is not worth a line."""
+        assert self._proxy_reader is not None
+        if self._proxy_reader.pending:
+            self._bad_proxy_header("connection closed before the end of the PROXY header")
+        else:
+            self._proxy_reader = None
+            self._drop()
+
     def _bad_proxy_header(self, reason: str) -> None:
         """Drop a connection whose PROXY header is malformed or missing."""
         log.warning(
