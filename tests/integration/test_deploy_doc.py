@@ -233,3 +233,50 @@ def test_the_dockerfile_cmd(test_pki: PKIFiles, files: Path, tmp_path: Path) -> 
     finally:
         if process.poll() is None:
             stop_process(process)
+
+
+@pytest.mark.needs("haproxy", "curl")
+def test_behind_haproxy(test_pki: PKIFiles, files: Path, tmp_path: Path) -> None:
+    """curl from 127.0.0.2 -> the page's HAProxy lines (TCP, send-proxy-v2, health checks) ->
+    the page's mutls command: mutls's own handshake judges the certificate, and the app sees
+    the client HAProxy saw."""
+    front, back = free_port(), free_port()
+    config = (
+        block("haproxy", "send-proxy-v2")
+        .replace("bind :443", f"bind 127.0.0.1:{front}")
+        .replace("10.0.0.11:8443", f"127.0.0.1:{back}")
+        .replace("10.0.0.12:8443", f"127.0.0.1:{back}")
+    )
+    (tmp_path / "haproxy.cfg").write_text(config)
+    command = block("sh", "--proxy-protocol")
+    args = mutls_args(
+        command, {"10.0.0.2,10.0.0.3": "127.0.0.1", "8443": str(back), "*": "127.0.0.1"}
+    )
+    log = tmp_path / "mutls.log"
+    with log.open("wb") as err:
+        backend = subprocess.Popen(
+            args, cwd=files, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+        )
+    balancer = None
+    try:
+        wait_for_port(back, timeout=30)
+        balancer = subprocess.Popen(
+            ["haproxy", "-db", "-f", str(tmp_path / "haproxy.cfg")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(front, timeout=30)
+        poupou = ("--cert", str(test_pki.cert("poupou")), "--key", str(test_pki.key("poupou")))
+        for _ in range(2):  # both servers (the same mutls here), round robin
+            status, body = curl(test_pki, front, *poupou)
+            seen = json.loads(body)
+            assert status == 200, body
+            assert seen["REMOTE_ADDR"] == "127.0.0.2" and seen["wsgi.url_scheme"] == "https"
+            assert (seen["SSL_CLIENT_VERIFY"], seen["SSL_CLIENT_S_DN"]) == ("SUCCESS", "CN=poupou")
+    finally:
+        if balancer is not None:
+            stop_process(balancer)
+        stop_process(backend)
+    text = log.read_text()
+    assert "bad PROXY header" not in text and "not a --trusted-proxy" not in text, text

@@ -65,6 +65,9 @@ class ProxyHeaderIntake:
     def _expect_proxy_header(self, peers: TrustedPeers | None) -> bool:
         """A new connection: start reading its PROXY header, or refuse an untrusted peer (False:
         the connection is dropped)."""
+        if self.client is None:  # gone before it was accepted (a health check's reset)
+            self._drop()
+            return False
         if peers is None or not peers.trusts(self.client):
             log.info(
                 "%s is not a --trusted-proxy: connection refused (--proxy-protocol: only the "
