@@ -83,6 +83,8 @@ class ProxyHeaderIntake:
         """Feed the header reader; the bytes after the header once it is whole (else ``b""``)."""
         reader = self._proxy_reader
         assert reader is not None
+        if self.lost:  # refused already: nothing more is read, nor reaches TLS
+            return b""
         try:
             header = reader.receive_data(data)
         except ProxyHeaderError as exc:
@@ -102,10 +104,11 @@ class ProxyHeaderIntake:
         """The peer closed before the header was whole: a bad header if it began one; a TCP
         health check (connect, close) if it sent nothing, which is not worth a line."""
         assert self._proxy_reader is not None
+        if self.lost:
+            return
         if self._proxy_reader.pending:
             self._bad_proxy_header("connection closed before the end of the PROXY header")
         else:
-            self._proxy_reader = None
             self._drop()
 
     def _bad_proxy_header(self, reason: str) -> None:
@@ -113,8 +116,7 @@ class ProxyHeaderIntake:
         log.warning(
             "bad PROXY header from %s: %s: connection dropped", peer(self.client), printable(reason)
         )
-        self._proxy_reader = None
-        self._drop()
+        self._drop()  # the reader stays: whatever else arrives is not the client's TLS
 
     def _drop(self) -> None:
         if self.transport is not None:
