@@ -100,7 +100,8 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
         self.transport = transport = cast(asyncio.Transport, transport)
         self.client = _address(transport.get_extra_info("peername"))
         self.server = _address(transport.get_extra_info("sockname"))
-        if len(self.state.connections) >= self.config.max_connections or self.state.stopping:
+        # One accepted as a graceful stop began is served: its first answer closes it.
+        if len(self.state.connections) >= self.config.max_connections:
             log.warning("connection limit reached: refusing %s", peer(self.client))
             transport.abort()
             self.lost = True
