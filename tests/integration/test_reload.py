@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from mutls import pki
 
@@ -307,3 +308,33 @@ def test_a_broken_file_keeps_the_running_server(
     assert expected in lines[0]
     assert "generation 1 keeps serving" in lines[0]
     assert log.read_text().count("SIGHUP: generation 2 serving") == 1
+
+
+def test_single_process_reloads_on_change_of_a_crl(test_pki: PKIFiles, tmp_path: Path) -> None:
+    # --reload-on-change without --workers: the process watches its own files; a CRL
+    # rewritten in place revokes poupou for the next handshakes.
+    port = free_port()
+    log = tmp_path / "server.log"
+    crl = tmp_path / "root.crl.pem"
+    crl.write_bytes(test_pki.crl_path.read_bytes())
+    args = serve_args(test_pki, test_pki.p12("server"), port, "--crl", str(crl))
+    args += ["--reload-on-change", "--verify", "report"]
+    context = ssl.create_default_context(cafile=str(test_pki.ca_cert))
+    context.load_cert_chain(test_pki.cert("poupou"), test_pki.key("poupou"))
+
+    def page() -> str:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+        try:
+            conn.request("GET", "/")
+            return conn.getresponse().read().decode()
+        finally:
+            conn.close()
+
+    with mutls_process(args, tmp_path, log):
+        assert "your certificate is valid" in page()
+        revoked = test_pki.ca.crl([test_pki.identities["poupou"].certificate])
+        with crl.open("r+b") as handle:  # in place: same inode
+            handle.write(revoked.public_bytes(serialization.Encoding.PEM))
+            handle.truncate()
+        wait_until("the CRL read again", lambda: "certificate revoked" in page())
+    assert log.read_text().count("file change: generation 2 serving") == 1

@@ -18,7 +18,7 @@ from mutls.pki.identity import Identity
 from mutls.pki.trust import TrustMaterial
 from mutls.tls.tickets import TicketKey, TicketKeys, file_warnings
 
-from helpers import PKIFiles
+from helpers import PKIFiles, run_mutls
 from tls_driver import TLS12, TLS13, client_context, connect, full_trust, server_context
 
 VERSIONS = pytest.mark.parametrize("version", [TLS12, TLS13], ids=["tls1.2", "tls1.3"])
@@ -148,3 +148,19 @@ def test_a_readable_key_file_is_warned_about(tmp_path: Path) -> None:
     Path(shared).chmod(0o644)
     warned = file_warnings([private, shared])
     assert len(warned) == 1 and "shared.key is readable by everyone" in warned[0]
+
+
+def test_the_command_line_refuses_a_bad_key_file_in_one_line(
+    test_pki: PKIFiles, tmp_path: Path
+) -> None:
+    bad = tmp_path / "short.key"
+    bad.write_bytes(b"x" * 32)
+    args = ["serve", "--p12", test_pki.p12("server"), "--pkpwd", "s3kr3t", "--port", "0"]
+    result = run_mutls(*args, "--ticket-key-file", bad)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"mutls serve: --ticket-key-file {bad}: 32 bytes, must be 80 (or nginx's older 48); "
+        "make one with `openssl rand 80 > ticket.key`"
+    )
+    result = run_mutls("serve", "--port", "0", "--ticket-key-file", key_file(tmp_path / "k"))
+    assert result.returncode == 2 and "--ticket-key-file needs TLS" in result.stderr
