@@ -145,7 +145,9 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
         action="store_true",
         help="reload, as SIGHUP does, when a file the server was started from changes "
         "(certificate, key, P12, password file, --client-ca, --crl, --ticket-key-file, "
-        "--allow, the certificate stores); polled every second",
+        "--allow, the certificate stores); polled every second. A reload (SIGHUP) reads all "
+        "of them again and switches only when every one is good; a broken one keeps the "
+        "running configuration and is logged",
     )
 
 
@@ -162,7 +164,8 @@ TIMEOUT_OPTIONS = {
     ),
     "graceful": (
         "--timeout-graceful-shutdown",
-        "seconds requests in flight may take after SIGTERM (default {:g})",
+        "seconds requests in flight may take after SIGTERM, or in an old worker after a "
+        "reload (default {:g})",
     ),
     "send": (
         "--timeout-send",

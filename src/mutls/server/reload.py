@@ -17,7 +17,7 @@ Hooks: :func:`on_reload` registers ``hook(event, generation)``, called with ``"s
 a reload begins (with the generation in force), then ``"done"`` (with the new generation's
 number) or ``"failed"`` (with the one that stays). systemd's ``RELOADING=1``/``READY=1`` and
 the metrics' trust generation hang there; :func:`current_generation` is this process's number
-(a worker inherits its generation's from the supervisor).
+(a worker inherits its generation's from the supervisor; one server per process is assumed).
 
 Ticket keys: from ``--ticket-key-file`` (read again at every reload, so a rotated file takes
 effect), else random, made once when the :class:`Reloader` is made and kept across reloads,
@@ -95,6 +95,8 @@ class Generation:
                 f"trust reloaded ({len(trust.anchors)} anchors, {len(trust.intermediates)} "
                 f"intermediates, {len(trust.disallowed)} disallowed, {len(trust.crls)} CRLs)"
             )
+        if self.config.ticket_key_files:
+            parts.append(f"{len(self.config.ticket_key_files)} ticket keys read")
         return ", ".join(parts) or "configuration reloaded"
 
 
@@ -118,9 +120,11 @@ class Reloader:
     """The generations of one server (a single process, or a supervisor and its workers)."""
 
     def __init__(self, config: ServerConfig) -> None:
+        global _generation
         #: random ticket keys, made once, kept across reloads (unused with key files).
         self._random_keys = TicketKeys.random() if config.tls else None
-        self.current = build(config, current_generation(), self._keys(config))
+        self.current = build(config, 1, self._keys(config))
+        _generation = 1
 
     def _keys(self, config: ServerConfig) -> TicketKeys | None:
         return config.ticket_keys() or self._random_keys
