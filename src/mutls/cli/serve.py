@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import functools
 import re
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -428,6 +429,8 @@ def serve(config: ServerConfig, *, nonstop: bool) -> int:
     from mutls.server.workers import run_workers
 
     configure_logging(config.verbose)
+    if hasattr(signal, "SIGHUP"):  # one before the server takes it over would end the process
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if config.workers > 1:
         return run_workers(config)
 
