@@ -164,3 +164,20 @@ def test_the_command_line_refuses_a_bad_key_file_in_one_line(
     )
     result = run_mutls("serve", "--port", "0", "--ticket-key-file", key_file(tmp_path / "k"))
     assert result.returncode == 2 and "--ticket-key-file needs TLS" in result.stderr
+
+
+def test_a_tls13_client_keeps_resuming_with_the_ticket_it_was_given_last(
+    test_pki: PKIFiles, tmp_path: Path
+) -> None:
+    # A TLS 1.3 client uses a ticket once: each resumption must hand it a new one (renewed),
+    # or its next connection is a full handshake.
+    keys = TicketKeys.load([key_file(tmp_path / "t.key")])
+    contexts = [server_context(test_pki, ticket_keys=keys) for _ in range(2)]
+    client_ctx = leaf_client(test_pki, TLS13)
+    _, client = connect(test_pki, contexts[0], client_ctx)
+    resumed = []
+    for turn in range(6):
+        server, client = connect(test_pki, contexts[turn % 2], client_ctx, client.get_session())
+        assert server.info is not None
+        resumed.append(server.info.resumed)
+    assert all(resumed), resumed

@@ -96,6 +96,7 @@ SSL_SESSION *SSL_get_session(const SSL *);
 int SSL_CTX_set_tlsext_ticket_key_evp_cb(SSL_CTX *,
     int (*)(SSL *, unsigned char *, unsigned char *, EVP_CIPHER_CTX *, EVP_MAC_CTX *, int));
 SSL_CTX *SSL_get_SSL_CTX(const SSL *);
+int SSL_version(const SSL *);
 int RAND_bytes(unsigned char *, int);
 const EVP_CIPHER *EVP_aes_128_cbc(void);
 const EVP_CIPHER *EVP_aes_256_cbc(void);

@@ -11,7 +11,7 @@ The files are nginx's ``ssl_session_ticket_key`` format, so one key serves a mix
 - 48 bytes: name (16), AES-128-CBC key (16), HMAC-SHA256 key (16).
 
 The first key encrypts new tickets; every key decrypts, and a ticket under another than the
-first is accepted and renewed under the first. What a ticket may then resume is still decided
+first is accepted and renewed under the first (as is every TLS 1.3 ticket, as nginx does). What a ticket may then resume is still decided
 by :mod:`mutls.tls.context` (the chain hint) and judged again by :mod:`mutls.tls.verify`: the
 keys only decide who can read a ticket, never what its certificate is worth.
 """
@@ -191,7 +191,10 @@ def _on_ticket_key(
     ):
         _openssl.errors()
         return -1
-    return 2 if index else 1
+    # Renewed: a ticket under an older key, and every TLS 1.3 ticket (a TLS 1.3 client uses a
+    # ticket once, so it needs a new one from each resumption to resume the next time).
+    renew = not encrypt and (index > 0 or lib.SSL_version(ssl) == _openssl.TLS1_3_VERSION)
+    return 2 if renew else 1
 
 
 def _log_callback_error(kind: type[BaseException], value: BaseException, _tb: Any) -> None:
