@@ -15,7 +15,8 @@ generation of workers and retires the old one (:mod:`mutls.server.workers`). Bot
 
 Hooks: :func:`on_reload` registers ``hook(event, generation)``, called with ``"start"`` when
 a reload begins (with the generation in force), then ``"done"`` (with the new generation's
-number) or ``"failed"`` (with the one that stays). systemd's ``RELOADING=1``/``READY=1`` and
+number: it is built and in force; with ``--workers`` its workers are starting, and the old ones
+stop once they serve) or ``"failed"`` (with the one that stays). systemd's ``RELOADING=1``/``READY=1`` and
 the metrics' trust generation hang there; :func:`current_generation` is this process's number
 (a worker inherits its generation's from the supervisor; one server per process is assumed).
 
@@ -89,7 +90,7 @@ class Generation:
         if context is not None and self.config.client_cert is not ClientCertMode.NONE:
             trust = context.config.trust
         elif self.forwarding is not None:
-            trust = self.config.trust_material()
+            trust = self.forwarding.verifier.trust
         if trust is not None:
             parts.append(
                 f"trust reloaded ({len(trust.anchors)} anchors, {len(trust.intermediates)} "
