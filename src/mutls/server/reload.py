@@ -15,10 +15,11 @@ generation of workers and retires the old one (:mod:`mutls.server.workers`). Bot
 
 Hooks: :func:`on_reload` registers ``hook(event, generation)``, called with ``"start"`` when
 a reload begins (with the generation in force), then ``"done"`` (with the new generation's
-number: it is built and in force; with ``--workers`` its workers are starting, and the old ones
-stop once they serve) or ``"failed"`` (with the one that stays). systemd's ``RELOADING=1``/``READY=1`` and
-the metrics' trust generation hang there; :func:`current_generation` is this process's number
-(a worker inherits its generation's from the supervisor; one server per process is assumed).
+number: it is built and in force; with ``--workers`` its workers are starting, and the old
+ones stop once they serve) or ``"failed"`` (with the one that stays). systemd's
+``RELOADING=1``/``READY=1`` and the metrics' trust generation hang there;
+:func:`current_generation` is this process's number (a worker inherits its generation's from
+the supervisor; one server per process is assumed).
 
 Ticket keys: from ``--ticket-key-file`` (read again at every reload, so a rotated file takes
 effect), else random, made once when the :class:`Reloader` is made and kept across reloads,

@@ -95,6 +95,8 @@ class Supervisor:
         self.stopping = False
         self.hangup = False
         self.quick_deaths = 0
+        #: workers already sent SIGTERM.
+        self._told: set[int] = set()
         self._wake_r, self._wake_w = os.pipe()
         self._ready_r, self._ready_w = os.pipe()
         for fd in (self._wake_r, self._wake_w, self._ready_r):
@@ -124,6 +126,8 @@ class Supervisor:
                 if self.stopping:
                     if not self.workers:
                         break
+                    # one forked as the signal came was not in the list yet
+                    self._signal([p for p in self.workers if p not in self._told], signal.SIGTERM)
                 else:
                     if self.hangup:
                         self.hangup = False
@@ -155,6 +159,8 @@ class Supervisor:
         self.hangup = True
 
     def _signal(self, pids: list[int], sig: int) -> None:
+        if sig == signal.SIGTERM:
+            self._told.update(pids)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
@@ -200,6 +206,7 @@ class Supervisor:
             if pid == 0:
                 return
             worker = self.workers.pop(pid, None)
+            self._told.discard(pid)
             if worker is None or self.stopping or worker.generation != self.current.number:
                 continue  # a retired worker's exit is no crash
             code = os.waitstatus_to_exitcode(status)

@@ -11,9 +11,10 @@ The files are nginx's ``ssl_session_ticket_key`` format, so one key serves a mix
 - 48 bytes: name (16), AES-128-CBC key (16), HMAC-SHA256 key (16).
 
 The first key encrypts new tickets; every key decrypts, and a ticket under another than the
-first is accepted and renewed under the first (as is every TLS 1.3 ticket, as nginx does). What a ticket may then resume is still decided
-by :mod:`mutls.tls.context` (the chain hint) and judged again by :mod:`mutls.tls.verify`: the
-keys only decide who can read a ticket, never what its certificate is worth.
+first is accepted and renewed under the first (as is every TLS 1.3 ticket, as nginx does).
+What a ticket may then resume is still decided by :mod:`mutls.tls.context` (the chain hint)
+and judged again by :mod:`mutls.tls.verify`: the keys only decide who can read a ticket,
+never what its certificate is worth.
 """
 
 from __future__ import annotations
