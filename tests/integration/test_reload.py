@@ -338,3 +338,39 @@ def test_single_process_reloads_on_change_of_a_crl(test_pki: PKIFiles, tmp_path:
             handle.truncate()
         wait_until("the CRL read again", lambda: "certificate revoked" in page())
     assert log.read_text().count("file change: generation 2 serving") == 1
+
+
+def test_a_broken_file_keeps_the_running_workers(
+    test_pki: PKIFiles, tmp_path: Path, server_p12: Path
+) -> None:
+    # --workers: the supervisor refuses the new generation before it forks anything; the
+    # same workers go on serving, and a good file later starts generation 2.
+    port = free_port()
+    log = tmp_path / "server.log"
+    old, new = test_pki.identities["server"], new_server_identity(test_pki)
+    args = serve_args(test_pki, server_p12, port, "--workers", "2")
+    with mutls_process(args, tmp_path, log) as server:
+        wait_until("two workers", lambda: len(children_of(server.pid)) == 2, 20)
+        first = children_of(server.pid)
+        with ClientLoop(port, test_pki, kept=1, fresh=1) as loop:
+            write_p12(server_p12, new, "rename", password="not-" + PASSWORD)
+            server.send_signal(signal.SIGHUP)
+            wait_until("the reload refused", lambda: "not reloaded" in log.read_text())
+            count = loop.requests
+            wait_until("answered after the refusal", lambda: loop.requests >= count + 4)
+            assert children_of(server.pid) == first
+            assert loop.latest_serial == serial_of(old)
+            write_p12(server_p12, new, "rename")
+            server.send_signal(signal.SIGHUP)
+            wait_until(
+                "the new generation alone",
+                lambda: (
+                    loop.latest_serial == serial_of(new)
+                    and not children_of(server.pid) & first
+                    and len(children_of(server.pid)) == 2
+                ),
+            )
+        assert loop.failures == [], loop.report()
+    text = log.read_text()
+    assert text.count("not reloaded, generation 1 keeps serving") == 1, text
+    assert text.count("SIGHUP: generation 2 serving") == 1, text
