@@ -107,10 +107,10 @@ def build(config: ServerConfig, number: int, ticket_keys: TicketKeys | None) -> 
 
     The engine refuses here a configuration that could never accept a client.
     """
+    from mutls.server.server import startup_warnings  # server.py imports this module
+
     tls_context = config.tls_context(ticket_keys=ticket_keys)
-    warnings: list[str] = []
-    if tls_context is not None:
-        warnings += [*tls_context.warnings, *tls_context.validate(config.verify)]
+    warnings = startup_warnings(config, tls_context)
     forwarding = config.forwarded_certificates()
     if forwarding is not None:
         warnings += forwarding.warnings()
