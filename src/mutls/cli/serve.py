@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import re
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -50,6 +52,7 @@ TLS_ONLY = {
     "keylog": "--keylog",
     "client_cert": "--client-cert",
     "verify": "--verify",
+    "ticket_key_file": "--ticket-key-file",
 }
 
 
@@ -146,11 +149,29 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
     tls.add_argument(
         "--keylog", metavar="FILE", help="write TLS secrets to FILE (debugging only: INSECURE)"
     )
+    tls.add_argument(
+        "--ticket-key-file",
+        action="append",
+        metavar="FILE",
+        help="session-ticket key in nginx's ssl_session_ticket_key format (80 bytes: "
+        "`openssl rand 80 > FILE`; repeatable: the first encrypts, all decrypt; read again on "
+        "reload); instances with the same keys resume each other's sessions (default: random "
+        "keys made at start, shared by every worker and kept across reloads)",
+    )
     add_limit_options(parser)
     run = parser.add_argument_group("running")
     run.add_argument("--nonstop", action="store_true", help="do not stop when Return is pressed")
     run.add_argument("--verbose", action="store_true", help="log every request")
     run.add_argument("--pidfile", metavar="FILE", help="write the process id to FILE")
+    run.add_argument(
+        "--reload-on-change",
+        action="store_true",
+        help="reload, as SIGHUP does, when a file the server was started from changes "
+        "(certificate, key, P12, password file, --client-ca, --crl, --ticket-key-file, "
+        "--allow, the certificate stores); polled every second. A reload (SIGHUP) reads all "
+        "of them again and switches only when every one is good; a broken one keeps the "
+        "running configuration and is logged",
+    )
 
 
 #: Timeouts' fields: flag (uvicorn's names where it has the setting) and help ({} = default).
@@ -166,7 +187,8 @@ TIMEOUT_OPTIONS = {
     ),
     "graceful": (
         "--timeout-graceful-shutdown",
-        "seconds requests in flight may take after SIGTERM (default {:g})",
+        "seconds requests in flight may take after SIGTERM, or in an old worker after a "
+        "reload (default {:g})",
     ),
     "send": (
         "--timeout-send",
@@ -330,29 +352,60 @@ def resolve_modes(args: argparse.Namespace) -> tuple[bool, ClientCertMode, Verif
 
 def load_identity(args: argparse.Namespace) -> Identity:
     """The server's identity from --p12file or --cert/--pkfile, with its password."""
-    password = password_from(args, args.pkpwd, None)
+    return identity_and_password(args)[0]
+
+
+class _AtStart:
+    """No password kept yet: resolve it now (and ask on a terminal when needed)."""
+
+
+_AT_START = _AtStart()
+
+
+def identity_and_password(
+    args: argparse.Namespace, kept: str | _AtStart | None = _AT_START
+) -> tuple[Identity, str | None]:
+    """The identity and the password that opened it. ``kept`` is that password on a reload:
+    no prompt then, and ``--pkpwd-file`` is read again (a rotation may change it too)."""
     path = args.p12 or args.cert
-    try:
+
+    def read(password: str | None) -> Identity:
         if args.p12:
             return Identity.from_p12(path, password)
         return Identity.from_pem(args.cert, args.key, password)
+
+    if not isinstance(kept, _AtStart):
+        password = password_from(args, args.pkpwd, None) if args.pass_file else kept
+        return read(password), password
+    password = password_from(args, args.pkpwd, None)
+    try:
+        return read(password), password
     except WrongPasswordError as exc:
         if password is None and sys.stdin is not None and sys.stdin.isatty():
             prompted = password_from(args, None, f"Password for {path}: ")
-            if args.p12:
-                return Identity.from_p12(path, prompted)
-            return Identity.from_pem(args.cert, args.key, prompted)
+            return read(prompted), prompted
         hint = "" if "--pkpwd" in str(exc) else " (give it with --pkpwd or --pkpwd-file)"
         raise WrongPasswordError(f"{exc}{hint}") from None
 
 
-def config_from_args(args: argparse.Namespace, *, app: str | None = None) -> ServerConfig:
-    """One validated :class:`ServerConfig` from parsed options."""
+def config_from_args(
+    args: argparse.Namespace,
+    *,
+    app: str | None = None,
+    password: str | _AtStart | None = _AT_START,
+) -> ServerConfig:
+    """One validated :class:`ServerConfig` from parsed options.
+
+    Its ``reload_source`` makes it again from the same options and the files they name, with
+    the password given at start (``password``: that password, on a reload).
+    """
     tls, mode, policy = resolve_modes(args)
+    identity, password = identity_and_password(args, password) if tls else (None, None)
+    sources = [args.p12, args.cert, args.key, args.pass_file, getattr(args, "allow", None)]
     return ServerConfig(
         host=None if args.address in ("*", "") else args.address,
         port=args.port,
-        identity=load_identity(args) if tls else None,
+        identity=identity,
         client_cert=mode,
         verify=policy,
         client_ca_files=tuple(args.client_ca or ()),
@@ -375,6 +428,10 @@ def config_from_args(args: argparse.Namespace, *, app: str | None = None) -> Ser
         proxy_headers=args.proxy_headers,
         proxy_protocol=args.proxy_protocol,
         fds=tuple(args.fd or ()),
+        ticket_key_files=tuple(args.ticket_key_file or ()),
+        reload_on_change=args.reload_on_change,
+        source_files=tuple(path for path in sources if path),
+        reload_source=functools.partial(config_from_args, args, app=app, password=password),
         **limits_from_args(args),
     )
 
@@ -397,6 +454,8 @@ def serve(config: ServerConfig, *, nonstop: bool) -> int:
     from mutls.server.workers import run_workers
 
     configure_logging(config.verbose)
+    if hasattr(signal, "SIGHUP"):  # one before the server takes it over would end the process
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if config.workers > 1:
         return run_workers(config)
 
@@ -445,7 +504,13 @@ def build_parser() -> ArgumentParser:
         help="set REMOTE_USER from a valid certificate: cn, email, subject, dns, uri or spiffe "
         "(Apache's SSLUserName)",
     )
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default 1); SIGHUP starts a new generation of them with "
+        "everything read again, and the old one finishes its requests and exits",
+    )
     wsgi = parser.add_argument_group("WSGI apps")
     wsgi.add_argument(
         "--threads",

@@ -7,6 +7,7 @@ re-checks a setting. It builds the TLS context and the app once, before any sock
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from mutls.apps.forwarded import ForwardedCertificates
     from mutls.apps.peers import TrustedPeers
     from mutls.tls.context import ServerContext
+    from mutls.tls.tickets import TicketKeys
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,20 @@ class ServerConfig:
     proxy_protocol: bool = False
     #: ``--fd N``: serve these inherited listening sockets (``--address``/``--port`` unused).
     fds: tuple[int, ...] = ()
+    #: ``--ticket-key-file``: session-ticket keys in nginx's format (first encrypts, all
+    #: decrypt), shared by every worker, generation and machine; none: random, made at start.
+    ticket_key_files: tuple[str, ...] = ()
+    #: ``--reload-on-change``: reload when a file the server was started from changes.
+    reload_on_change: bool = False
+    #: the files besides the trust ones that this configuration was made from (certificate,
+    #: key, P12, password file, ``--allow`` rules): what ``--reload-on-change`` watches.
+    source_files: tuple[str, ...] = ()
+    #: makes this configuration again from where it came from, for a reload (the CLI: its
+    #: flags, the files they name, the password given at start); ``None``: the same settings,
+    #: with the trust read again. See :mod:`mutls.server.reload`.
+    reload_source: Callable[[], ServerConfig] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         self._validate()
@@ -137,6 +153,7 @@ class ServerConfig:
                 "--tls13-ciphers": self.tls13_ciphers is not None,
                 "--reject-at-handshake": self.reject_at_handshake,
                 "--keylog": self.keylog_path is not None,
+                "--ticket-key-file": bool(self.ticket_key_files),
             }
             if self.forwarded_cert_header:  # the proxy terminates TLS; certificates are judged
                 for flag in ("--client-cert", "--client-ca", "--crl"):
@@ -179,6 +196,8 @@ class ServerConfig:
         self._validate_timeouts()
         self._validate_limits()
         self._validate_trust_files()
+        if self.ticket_key_files:
+            self.ticket_keys()  # a UsageError naming the file, now rather than at the start
 
     def _validate_forwarding(self) -> None:
         self._validate_peers()
@@ -305,10 +324,13 @@ class ServerConfig:
             machine=self.machine_store,
         )
 
-    def tls_context(self, trust: TrustMaterial | None = None) -> ServerContext | None:
+    def tls_context(
+        self, trust: TrustMaterial | None = None, ticket_keys: TicketKeys | None = None
+    ) -> ServerContext | None:
         """The engine's ``ServerContext`` (``None`` for plain HTTP); raises MutlsError.
 
-        ``trust`` saves building the trust material twice when the caller has it already.
+        ``trust`` saves building the trust material twice when the caller has it already;
+        ``ticket_keys`` are shared with other contexts (default: OpenSSL's, this one's alone).
         """
         if self.identity is None:
             return None
@@ -329,8 +351,32 @@ class ServerConfig:
                 reject_at_handshake=self.reject_at_handshake,
                 keylog_path=self.keylog_path,
                 max_client_chain=self.max_client_chain,
+                ticket_keys=ticket_keys,
             )
         )
+
+    def ticket_keys(self) -> TicketKeys | None:
+        """The keys of ``--ticket-key-file`` (read now), ``None`` without them."""
+        if not self.ticket_key_files:
+            return None
+        from mutls.tls.tickets import TicketKeys
+
+        return TicketKeys.load(self.ticket_key_files)
+
+    def watched_paths(self) -> tuple[str, ...]:
+        """Every file and folder this configuration was read from, for ``--reload-on-change``:
+        :attr:`source_files`, ``--client-ca``, ``--crl``, ``--ticket-key-file``, and the
+        certificate stores whose trust it reads (``Trust``, ``CA``, ``Disallowed``)."""
+        paths = [*self.source_files, *self.client_ca_files, *self.crl_files]
+        paths += self.ticket_key_files
+        judges = self.tls or bool(self.trusted_proxies)
+        if judges and self.client_cert is not ClientCertMode.NONE and self.trust is None:
+            from mutls.store import StoreName, store_directory
+
+            for machine in (True,) if self.machine_store else (False, True):
+                for name in (StoreName.TRUST, StoreName.CA, StoreName.DISALLOWED):
+                    paths.append(str(store_directory(name, machine=machine)))
+        return tuple(dict.fromkeys(paths))
 
     def forwarded_certificates(self) -> ForwardedCertificates | None:
         """How requests from ``--trusted-proxy`` peers carry certificates (``None``: they

@@ -92,6 +92,8 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
         self._noted_relay_conflict = False
         self.task: asyncio.Task[None] | None = None
         self._idle = True
+        #: a response went out: a client reusing this connection retries when it closes.
+        self._answered = False
         self._closing = False
         self.lost = False
         self.write_paused = False
@@ -108,7 +110,8 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
         self.transport = transport = cast(asyncio.Transport, transport)
         self.client = _address(transport.get_extra_info("peername"))
         self.server = _address(transport.get_extra_info("sockname"))
-        if len(self.state.connections) >= self.config.max_connections or self.state.stopping:
+        # One accepted as a graceful stop began is served: its first answer closes it.
+        if len(self.state.connections) >= self.config.max_connections:
             log.warning("connection limit reached: refusing %s", peer(self.client))
             transport.abort()
             self.lost = True
@@ -363,6 +366,7 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
             )
             channel.fail(request, 504, "the app did not answer in time")
         writer = channel.writer
+        self._answered = True
         log_access(self.client, self.facts, request, writer.status, channel.sent)
         if self.lost:
             return
@@ -409,10 +413,19 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
             await self._drain
 
     def close_when_idle(self) -> None:
-        """Graceful stop: close now if no request runs, else after its response."""
+        """Graceful stop: close now if idle between requests, else after the response to
+        the request in flight. One whose handshake, head or body is still arriving counts,
+        and so does a new connection's first request, which its client is about to send:
+        closing either fails a request no client retries; a client reusing a kept-alive
+        connection expects it may close (RFC 9112, 9.3.1)."""
         self._closing = True
-        if self.task is None:
+        if self.task is None and self._idle and self._answered and not self.http_busy:
             self._shutdown()
+
+    @property
+    def http_busy(self) -> bool:
+        """Requests wait (pipelined)."""
+        return self.http.pending_events > 0
 
     def _shutdown(self, *, tls_close: bool = True) -> None:
         self._release_deadlines()  # a close waits for the client to read: the send clock runs

@@ -22,11 +22,12 @@ from mutls.server.log import log
 from mutls.server.memory import MemoryTrimmer
 from mutls.server.protocol import ConnectionProtocol, ServerState
 from mutls.server.proxied import proxy_notes
+from mutls.server.reload import Generation, Reloader
+from mutls.server.watch import POLL_S, FileWatcher
 from mutls.tls.options import ClientCertMode
 
 if TYPE_CHECKING:
     from mutls.apps.base import HTTPApp
-    from mutls.apps.forwarded import ForwardedCertificates
     from mutls.tls.context import ServerContext
 
 
@@ -146,6 +147,8 @@ class Server:
         self._stop = asyncio.Event()
         self._servers: list[asyncio.base_events.Server] = []
         self._chores: list[asyncio.Task[None]] = []
+        #: this server's own generations (``None`` in a worker: its supervisor reloads).
+        self.reloader: Reloader | None = None
 
     @property
     def ports(self) -> list[int]:
@@ -159,23 +162,23 @@ class Server:
     async def prepare(
         self,
         out: TextIO | None = sys.stderr,
-        tls_context: ServerContext | None = None,
+        generation: Generation | None = None,
         app: HTTPApp | None = None,
     ) -> None:
-        """Build the TLS context and the app (unless given), bind, start the app, and print
-        the startup lines to ``out``."""
+        """Build the TLS context and the app (unless given: a worker gets its generation's),
+        bind, start the app, and print the startup lines to ``out``.
+
+        Without a ``generation`` this server reloads itself (SIGHUP, ``--reload-on-change``).
+        """
         config = self.config
-        if tls_context is None and config.tls:
-            tls_context = config.tls_context()
-        warnings = startup_warnings(config, tls_context)
-        forwarding = config.forwarded_certificates()
-        if forwarding is not None:
-            warnings += forwarding.warnings()
+        if generation is None:
+            self.reloader = Reloader(config)
+            generation = self.reloader.current
         if app is None:
             app = config.load_app()
         if self.sockets is None:
             self.sockets = bind_sockets(config)
-        self.state = ServerState(config, app, tls_context, forwarding)
+        self.state = ServerState(config, app, generation.tls_context, generation.forwarding)
         await app.startup()
         loop = asyncio.get_running_loop()
         state = self.state
@@ -188,9 +191,19 @@ class Server:
             # after a burst of connections (an attack, a peak), give the freed memory back
             loop.create_task(MemoryTrimmer(lambda: len(state.connections)).run()),
         ]
+        if self.reloader is not None and config.reload_on_change:
+            self._chores.append(loop.create_task(self._watch(config.watched_paths())))
         if out is not None:
-            announce(config, self.sockets, warnings, out)
+            announce(config, self.sockets, list(generation.warnings), out)
         self.started.set()
+
+    async def _watch(self, paths: tuple[str, ...]) -> None:
+        """--reload-on-change: poll the files, reload when they changed and settled."""
+        watcher = FileWatcher(paths)
+        while True:
+            await asyncio.sleep(POLL_S)
+            if watcher.poll():
+                self.reload("file change")
 
     async def wait_stopped(self) -> None:
         """Return once a stop was requested."""
@@ -224,60 +237,34 @@ class Server:
                 await asyncio.wait_for(server.wait_closed(), 1)
         await state.app.shutdown()
 
-    def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT stop gracefully; SIGHUP re-reads the trust for client
-        certificates."""
+    def install_signal_handlers(self, *, reload: bool = True) -> None:
+        """SIGTERM and SIGINT stop gracefully; SIGHUP (unless ``reload`` is off: a worker's
+        supervisor reloads) re-reads everything the server was started from."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
-        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
-            loop.add_signal_handler(signal.SIGHUP, self.reload_trust)
+        if reload:
+            with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+                loop.add_signal_handler(signal.SIGHUP, self.reload)
 
-    def reload_trust(self) -> bool:
-        """Re-read the trust (stores, ``--client-ca`` files, CRLs) for the next handshakes.
-
-        A certificate added to ``Disallowed`` or a new CRL then applies without a restart, to
-        new and resumed sessions alike. On an error the old trust stays (and it is logged).
-        """
+    def reload(self, why: str = "SIGHUP") -> bool:
+        """Read everything again (identity, trust, CRLs, ticket-key files, rules) and, when
+        all of it is good, swap it in for the next connections; those open keep theirs.
+        A broken file keeps the running configuration (one line in the log)."""
         state = self.state
-        if state is None:
+        if state is None or self.reloader is None:
             return False
-        with systemd.reloading():
-            return reload_trust(self.config, state.tls_context, state.forwarding)
-
-
-def reload_trust(
-    config: ServerConfig,
-    tls_context: ServerContext | None,
-    forwarding: ForwardedCertificates | None = None,
-) -> bool:
-    """Re-read the trust into what judges client certificates; False when nothing changed.
-
-    The one reload of every process: a worker's on SIGHUP, and the supervisor's, so that a
-    worker it starts later (after a crash) judges by the trust in force, not the start-up one.
-    """
-    if (tls_context or forwarding) is None or config.trust is not None:
-        return False
-    if config.client_cert is ClientCertMode.NONE:
-        return False
-    try:
-        trust = config.trust_material()
-    except MutlsError as exc:
-        log.error("SIGHUP: trust not reloaded, the old one stays: %s", exc)
-        return False
-    if tls_context is not None:
-        tls_context.update_trust(trust)
-    if forwarding is not None:
-        forwarding.update_trust(trust)
-    log.warning(
-        "SIGHUP: trust reloaded (%d anchors, %d intermediates, %d disallowed, %d CRLs)",
-        len(trust.anchors),
-        len(trust.intermediates),
-        len(trust.disallowed),
-        len(trust.crls),
-    )
-    return True
+        generation = self.reloader.reload(why)
+        if generation is None:
+            return False
+        if generation.tls_context is not None and state.tls_context is not None:
+            # hints are the lists clients sent: safe to carry, they are judged anew each time
+            generation.tls_context.chain_hints = state.tls_context.chain_hints
+        state.tls_context = generation.tls_context
+        state.forwarding = generation.forwarding
+        state.config = generation.config
+        return True
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -1,128 +1,284 @@
-"""``--workers N``: a supervisor that binds once, builds the TLS context once, and forks.
+"""``--workers N``: a supervisor that binds once, builds each generation once, and forks.
 
-Workers inherit the listening sockets (so a dead worker's pending connections stay queued for
-the others) and the built TLS context (so the session-ticket keys are the same in every worker
-and a ticket issued by one resumes on another that can judge it). SIGHUP re-reads the trust in
-the supervisor as in every worker, so a worker started after a crash judges by the current one.
-The supervisor restarts a worker that dies, and on SIGTERM/SIGINT passes the signal on and
-waits for the workers to drain.
+Workers inherit the listening sockets (a connection waiting in the kernel's queue is taken by
+whichever worker accepts next, so no worker's exit loses one) and their generation's TLS
+context, built in the supervisor with ticket keys made once (or read from
+``--ticket-key-file``): a ticket resumes on every worker of every generation that can judge it.
+
+Reload (SIGHUP, or ``--reload-on-change``): the supervisor builds the next generation whole
+(:meth:`mutls.server.reload.Reloader.reload`); if anything in it is broken, the running one
+stays. Otherwise it forks N workers of the new generation on the same sockets, and once each
+has said it serves (its pid on a pipe), sends the old ones SIGTERM: they stop accepting, close
+idle kept-alive connections, finish the requests in flight (``--timeout-graceful-shutdown``)
+and exit, at once when nothing is in flight. Until then the old generation serves on. A worker
+of the current generation that dies is replaced by one of the current generation (never of an
+older one: it judges by the trust in force); old workers exiting are not crashes.
+SIGTERM/SIGINT are passed on to every worker.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
+import struct
 import sys
 import time
+from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from mutls.errors import MutlsError
 from mutls.server import systemd
 from mutls.server.config import ServerConfig
 from mutls.server.log import log
+from mutls.server.reload import Generation, Reloader
 from mutls.server.server import (
     Server,
     announce,
     bind_sockets,
     new_event_loop,
-    reload_trust,
     remove_pidfile,
-    startup_warnings,
     write_pidfile,
 )
+from mutls.server.watch import POLL_S, FileWatcher
+
+if TYPE_CHECKING:
+    import socket
+
+    from mutls.apps.base import HTTPApp
 
 #: a worker that dies sooner than this after its start counts as a crash at startup.
 QUICK_DEATH_S = 2.0
 MAX_QUICK_DEATHS = 5
+_PID = struct.Struct("=i")
+
+
+@dataclass
+class Worker:
+    """One worker process, of one generation."""
+
+    generation: int
+    started: float
+    ready: bool = False
 
 
 def run_workers(config: ServerConfig) -> int:
     """Serve with ``config.workers`` processes until SIGTERM/SIGINT; the exit code."""
     if not hasattr(os, "fork"):
         raise MutlsError("--workers needs fork(), which this system does not have")
-    tls_context = config.tls_context()
-    warnings = startup_warnings(config, tls_context)
+    reloader = Reloader(config)
     app = config.load_app()  # imported once: an import error stops us before any fork
     sockets = bind_sockets(config)
-    announce(config, sockets, warnings, sys.stderr)
+    announce(config, sockets, list(reloader.current.warnings), sys.stderr)
     write_pidfile(config)
-    stopping = False
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        if not stopping:
-            systemd.notify("STOPPING=1")
-        stopping = True
-        for pid in list(workers):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-
-    def on_hangup(signum: int, _frame: FrameType | None) -> None:
-        # The supervisor re-reads too: a worker it starts later (after a crash) must judge by
-        # the trust in force now, not the one of the start.
-        with systemd.reloading():
-            reload_trust(config, tls_context)
-            for pid in list(workers):  # each worker re-reads the trust itself
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGHUP)
-
-    def spawn() -> None:
-        pid = os.fork()
-        if pid == 0:  # the worker
-            code = 1
-            try:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    signal.signal(sig, signal.SIG_DFL)
-                # SIGHUP's default would kill a worker not yet serving; its loop takes it over.
-                signal.signal(signal.SIGHUP, signal.SIG_IGN)
-                loop = new_event_loop()
-                server = Server(config, sockets)
-
-                async def main() -> None:
-                    server.install_signal_handlers()
-                    await server.prepare(out=None, tls_context=tls_context, app=app)
-                    await server.wait_stopped()
-                    await server.shutdown()
-
-                loop.run_until_complete(main())
-                code = 0
-            except BaseException:
-                log.exception("worker %d failed", os.getpid())
-            finally:
-                os._exit(code)
-        workers[pid] = time.monotonic()
-
-    workers: dict[int, float] = {}
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
-    quick_deaths = 0
     try:
-        for _ in range(config.workers):
-            spawn()
-        systemd.notify("READY=1")  # the socket listens: connections queue for the workers
-        while workers:
-            try:
-                pid, status = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-                continue
-            started = workers.pop(pid, None)
-            if started is None or stopping:
-                continue
-            code = os.waitstatus_to_exitcode(status)
-            log.warning("worker %d exited (%d): starting another", pid, code)
-            quick_deaths = quick_deaths + 1 if time.monotonic() - started < QUICK_DEATH_S else 0
-            if quick_deaths >= MAX_QUICK_DEATHS:
-                on_signal(signal.SIGTERM, None)
-                raise MutlsError("workers keep dying at start: see the log above")
-            spawn()
+        Supervisor(reloader, app, sockets).run()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         for sock in sockets:
             sock.close()
         remove_pidfile(config)
     log.info("stopped")
     return 0
+
+
+class Supervisor:
+    """Keeps N workers of the current generation running; see the module's docstring."""
+
+    def __init__(self, reloader: Reloader, app: HTTPApp, sockets: list[socket.socket]) -> None:
+        self.reloader = reloader
+        self.app = app
+        self.sockets = sockets
+        self.workers: dict[int, Worker] = {}
+        #: the generation whose workers serve until the current one's are all ready.
+        self.previous: Generation | None = None
+        self.stopping = False
+        self.hangup = False
+        self.quick_deaths = 0
+        #: workers already sent SIGTERM.
+        self._told: set[int] = set()
+        self._wake_r, self._wake_w = os.pipe()
+        self._ready_r, self._ready_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w, self._ready_r):
+            os.set_blocking(fd, False)
+
+    @property
+    def current(self) -> Generation:
+        return self.reloader.current
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        config = self.current.config
+        watcher = FileWatcher(config.watched_paths()) if config.reload_on_change else None
+        handlers = {
+            signal.SIGTERM: self._on_stop,
+            signal.SIGINT: self._on_stop,
+            signal.SIGHUP: self._on_hangup,
+            signal.SIGCHLD: _wake_only,  # a Python handler, so the wake-up fd hears it
+        }
+        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+        old_wakeup = signal.set_wakeup_fd(self._wake_w)
+        next_poll = time.monotonic() + POLL_S
+        self._fill()
+        systemd.notify("READY=1")  # the sockets listen: connections queue for the workers
+        try:
+            while True:
+                self._reap()
+                if self.stopping:
+                    if not self.workers:
+                        break
+                    # one forked as the signal came was not in the list yet
+                    self._signal([p for p in self.workers if p not in self._told], signal.SIGTERM)
+                    self._read_ready()  # unread, it would wake select at once: a busy loop
+                else:
+                    if self.hangup:
+                        self.hangup = False
+                        self._reload("SIGHUP")
+                    if watcher is not None and time.monotonic() >= next_poll:
+                        next_poll = time.monotonic() + POLL_S
+                        if watcher.poll():
+                            self._reload("file change")
+                    self._fill()
+                    self._read_ready()
+                    self._retire_previous()
+                with contextlib.suppress(InterruptedError):
+                    select.select([self._wake_r, self._ready_r], [], [], POLL_S / 2)
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 512)
+        finally:
+            signal.set_wakeup_fd(old_wakeup)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            for fd in (self._wake_r, self._wake_w, self._ready_r, self._ready_w):
+                os.close(fd)
+
+    def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
+        if not self.stopping:
+            self.stopping = True
+            systemd.notify("STOPPING=1")
+            self._signal(list(self.workers), signal.SIGTERM)
+
+    def _on_hangup(self, signum: int, _frame: FrameType | None) -> None:
+        self.hangup = True
+
+    def _signal(self, pids: list[int], sig: int) -> None:
+        if sig == signal.SIGTERM:
+            self._told.update(pids)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    # -- generations -------------------------------------------------------------------------
+
+    def _reload(self, why: str) -> None:
+        serving = self.current
+        if self.reloader.reload(why) is None:
+            return
+        if self.previous is None:
+            self.previous = serving
+        else:  # two reloads in a row: the one between never served alone; retire it now
+            self._signal(self._pids_of(serving.number), signal.SIGTERM)
+        self.quick_deaths = 0
+
+    def _pids_of(self, number: int) -> list[int]:
+        return [pid for pid, worker in self.workers.items() if worker.generation == number]
+
+    def _retire_previous(self) -> None:
+        """Once every worker of the current generation serves, the previous one stops."""
+        if self.previous is None:
+            return
+        mine = [w for w in self.workers.values() if w.generation == self.current.number]
+        if len(mine) < self.current.config.workers or not all(w.ready for w in mine):
+            return
+        old = [pid for pid, w in self.workers.items() if w.generation != self.current.number]
+        self._signal(old, signal.SIGTERM)
+        self.previous = None
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def _fill(self) -> None:
+        while len(self._pids_of(self.current.number)) < self.current.config.workers:
+            self._spawn(self.current)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            self._told.discard(pid)
+            if worker is None or self.stopping or worker.generation != self.current.number:
+                continue  # a retired worker's exit is no crash
+            code = os.waitstatus_to_exitcode(status)
+            log.warning("worker %d exited (%d): starting another", pid, code)
+            quick = time.monotonic() - worker.started < QUICK_DEATH_S
+            self.quick_deaths = self.quick_deaths + 1 if quick else 0
+            if self.quick_deaths >= MAX_QUICK_DEATHS:
+                self._on_stop(signal.SIGTERM, None)
+                raise MutlsError("workers keep dying at start: see the log above")
+
+    def _read_ready(self) -> None:
+        try:
+            data = os.read(self._ready_r, 4096)
+        except BlockingIOError:
+            return
+        for (pid,) in _PID.iter_unpack(data[: len(data) - len(data) % _PID.size]):
+            if pid in self.workers:
+                self.workers[pid].ready = True
+
+    def _spawn(self, generation: Generation) -> None:
+        # Signals wait until the child has its own dispositions: a SIGTERM sent to it as it
+        # starts (a stop right after a reload) must end it, not run the supervisor's handler
+        # in the child, which would then serve, told to stop but deaf to it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SUPERVISOR_SIGNALS)
+            raise
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                self._become_worker(generation)
+                code = 0
+            except BaseException:
+                log.exception("worker %d failed", os.getpid())
+            finally:
+                os._exit(code)
+        self.workers[pid] = Worker(generation.number, time.monotonic())
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SUPERVISOR_SIGNALS)
+
+    def _become_worker(self, generation: Generation) -> None:
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        # SIGHUP's default would kill a worker; the supervisor reloads, workers ignore it.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SUPERVISOR_SIGNALS)  # see _spawn
+        for fd in (self._wake_r, self._wake_w, self._ready_r):
+            os.close(fd)
+        loop = new_event_loop()
+        server = Server(generation.config, self.sockets)
+        ready_fd = self._ready_w
+
+        async def main() -> None:
+            server.install_signal_handlers(reload=False)
+            await server.prepare(out=None, generation=generation, app=self.app)
+            os.write(ready_fd, _PID.pack(os.getpid()))
+            await server.wait_stopped()
+            await server.shutdown()
+
+        loop.run_until_complete(main())
+
+
+#: what the supervisor handles; blocked while it forks (see Supervisor._spawn).
+_SUPERVISOR_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
+
+
+def _wake_only(signum: int, _frame: FrameType | None) -> None:
+    """SIGCHLD: nothing to do here; the loop reaps (the wake-up fd woke it)."""

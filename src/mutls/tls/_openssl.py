@@ -47,6 +47,18 @@ typedef struct X509_VERIFY_PARAM_st X509_VERIFY_PARAM;
 typedef struct evp_pkey_st EVP_PKEY;
 typedef struct stack_st OPENSSL_STACK;
 typedef long time_t;
+typedef struct evp_cipher_st EVP_CIPHER;
+typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
+typedef struct evp_mac_ctx_st EVP_MAC_CTX;
+typedef struct engine_st ENGINE;
+struct ossl_param_st {
+    const char *key;
+    unsigned int data_type;
+    void *data;
+    size_t data_size;
+    size_t return_size;
+};
+typedef struct ossl_param_st OSSL_PARAM;
 
 unsigned long OpenSSL_version_num(void);
 const char *OpenSSL_version(int);
@@ -81,6 +93,18 @@ int SSL_CTX_set_session_ticket_cb(SSL_CTX *, int (*)(SSL *, void *),
 int SSL_SESSION_set1_ticket_appdata(SSL_SESSION *, const void *, size_t);
 int SSL_SESSION_get0_ticket_appdata(SSL_SESSION *, void **, size_t *);
 SSL_SESSION *SSL_get_session(const SSL *);
+int SSL_CTX_set_tlsext_ticket_key_evp_cb(SSL_CTX *,
+    int (*)(SSL *, unsigned char *, unsigned char *, EVP_CIPHER_CTX *, EVP_MAC_CTX *, int));
+SSL_CTX *SSL_get_SSL_CTX(const SSL *);
+int SSL_version(const SSL *);
+int RAND_bytes(unsigned char *, int);
+const EVP_CIPHER *EVP_aes_128_cbc(void);
+const EVP_CIPHER *EVP_aes_256_cbc(void);
+int EVP_EncryptInit_ex(EVP_CIPHER_CTX *, const EVP_CIPHER *, ENGINE *,
+    const unsigned char *, const unsigned char *);
+int EVP_DecryptInit_ex(EVP_CIPHER_CTX *, const EVP_CIPHER *, ENGINE *,
+    const unsigned char *, const unsigned char *);
+int EVP_MAC_CTX_set_params(EVP_MAC_CTX *, const OSSL_PARAM *);
 
 SSL *SSL_new(SSL_CTX *);
 void SSL_free(SSL *);
@@ -203,6 +227,14 @@ X509_V_FLAG_CRL_CHECK_ALL = 0x8
 X509_V_FLAG_EXTENDED_CRL_SUPPORT = 0x1000
 X509_V_FLAG_USE_DELTAS = 0x2000
 OPENSSL_VERSION_TEXT = 0
+#: ``SSL_CTX_set_tlsext_ticket_key_evp_cb``: the key name is 16 bytes (the man page's
+#: ``key_name[16]``; ``TLSEXT_KEYNAME_LENGTH`` is internal) and the IV buffer ``EVP_MAX_IV_LENGTH``
+#: (evp.h), which AES-CBC's IV fills.
+TICKET_KEY_NAME_LENGTH = 16
+EVP_MAX_IV_LENGTH = 16
+#: ``OSSL_PARAM`` data types (core.h); params.h's ``OSSL_PARAM_UNMODIFIED`` is ``(size_t)-1``.
+OSSL_PARAM_UTF8_STRING = 4
+OSSL_PARAM_OCTET_STRING = 5
 
 
 class OpenSSLUnavailable(MutlsError):
@@ -269,7 +301,8 @@ def _has(library: Any, name: str) -> bool:
 _FUNCTIONS = [
     line.split("(", 1)[0].split()[-1].lstrip("*")
     for line in _CDEF.splitlines()
-    if "(" in line and not line.startswith((" ", "typedef")) and line.rstrip().endswith(";")
+    # a declaration's first line (continuations are indented), so wrapped ones are checked too
+    if "(" in line and not line.startswith((" ", "typedef"))
 ]
 
 ffi, lib = _open()

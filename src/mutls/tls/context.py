@@ -25,11 +25,12 @@ from mutls.pki.crl import ignored_deltas
 from mutls.pki.identity import Identity
 from mutls.pki.keys import describe_key
 from mutls.pki.trust import TrustMaterial
-from mutls.tls import _openssl
+from mutls.tls import _openssl, tickets
 from mutls.tls._openssl import ffi, lib
 from mutls.tls.bounded import BoundedCache
 from mutls.tls.ciphers import DEFAULT_TLS12_CIPHERS
 from mutls.tls.options import DEFAULT_MAX_CLIENT_CHAIN, ClientCertMode, VerifyPolicy
+from mutls.tls.tickets import TicketKeys
 from mutls.tls.verdicts import key_of
 from mutls.tls.verify import SECURITY_LEVEL, ClientVerifier, nested
 
@@ -119,6 +120,9 @@ class ServerTLSConfig:
     reject_at_handshake: bool = False
     keylog_path: str | None = None
     max_client_chain: int = DEFAULT_MAX_CLIENT_CHAIN
+    #: session-ticket keys shared with other contexts (workers, generations, machines); ``None``:
+    #: OpenSSL's own, random for this context alone (see :mod:`mutls.tls.tickets`).
+    ticket_keys: TicketKeys | None = None
 
 
 class ServerContext:
@@ -183,6 +187,8 @@ class ServerContext:
         # One TLS 1.3 ticket per handshake, not OpenSSL's two: a client resumes with one.
         lib.SSL_CTX_set_num_tickets(ctx, 1)
         lib.SSL_CTX_set_session_ticket_cb(ctx, _TICKET_GENERATE, _TICKET_DECRYPT, ffi.NULL)
+        if config.ticket_keys is not None:
+            tickets.install(ctx, config.ticket_keys, self)
         lib.SSL_CTX_ctrl(
             ctx, _openssl.SSL_CTRL_SET_MAX_CERT_LIST, config.max_client_chain, ffi.NULL
         )
