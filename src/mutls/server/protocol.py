@@ -28,6 +28,7 @@ from mutls.server.config import ServerConfig
 from mutls.server.deadlines import ConnectionDeadlines
 from mutls.server.intake import MAX_PENDING_EVENTS, PlaintextIntake
 from mutls.server.log import (
+    HandshakeFailures,
     log,
     log_access,
     log_certificate_headers,
@@ -35,6 +36,7 @@ from mutls.server.log import (
     peer,
     printable,
 )
+from mutls.server.metrics import MetricsRow
 from mutls.server.watchdog import AppWatchdog
 from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
 from mutls.tls.context import ServerContext
@@ -53,6 +55,12 @@ class ServerState:
     forwarding: ForwardedCertificates | None = None
     connections: set[ConnectionProtocol] = field(default_factory=set)
     stopping: bool = False
+    #: access lines are wanted (decided once at start: no per-request check of the logger).
+    access_log: bool = True
+    #: this process's metrics cells (``--metrics-address``), or None.
+    metrics: MetricsRow | None = None
+    #: failed handshakes, logged rate-limited per peer.
+    handshake_failures: HandshakeFailures = field(default_factory=HandshakeFailures)
     #: the apps running, timed for --app-timeout.
     watchdog: AppWatchdog = field(init=False)
     #: the client-certificate headers set aside from every request (never shown to the app).
@@ -77,6 +85,9 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
         self._request: Request | None = None
+        #: when the request being answered was read (loop time), for its duration.
+        self._started = 0.0
+        self._counted = False  # in the open connections of --metrics-address
         self._body = bytearray()
         #: what was logged once for this connection (see _note_headers).
         self._noted_certificate_headers = self._noted_underscores = False
@@ -104,6 +115,9 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
             self.lost = True
             return
         self.state.connections.add(self)
+        if self.state.metrics is not None:
+            self.state.metrics.connection_opened()
+            self._counted = True
         if self.state.tls_context is not None:
             self.tls = TLSConnection(self.state.tls_context)
             self._arm(self.config.timeouts.handshake, "TLS handshake")
@@ -135,6 +149,9 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
         """The socket is gone: wake whoever waits on it."""
         self.lost = True
         self.state.connections.discard(self)
+        if self._counted and self.state.metrics is not None:
+            self._counted = False
+            self.state.metrics.connection_closed()
         self._stop_deadlines()
         self._stop_intake()
         if not self._disconnected.done():
@@ -169,7 +186,12 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
             return b""
         except TLSError as exc:
             self._write_raw(tls.data_to_send())
-            log.info("TLS failure with %s: %s", peer(self.client), printable(exc))
+            if tls.handshake_complete:
+                log.info("TLS failure with %s: %s", peer(self.client), printable(exc))
+            else:
+                self.state.handshake_failures.report(self.client, exc)
+                if self.state.metrics is not None:
+                    self.state.metrics.handshake_failed(exc.alert)
             self._shutdown(tls_close=False)
             return b""
         if self.facts is None and tls.handshake_complete:
@@ -191,6 +213,8 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
             info.client_certificate, self.config.client_cert, self.config.verify, self.config.access
         )
         self.facts = connection_facts(self.client, self.server, info, admission)
+        if self.state.metrics is not None:
+            self.state.metrics.handshake(info.client_certificate, info.resumed)
         self._idle = True
         self._arm(self.config.timeouts.header, "request head")
 
@@ -211,6 +235,7 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
                 self._body += event.data
                 self._arm(self.config.timeouts.header, "request body")
             elif isinstance(event, Request):
+                self._started = self.loop.time()
                 if event.certificate_headers or self.http.dropped_name is not None:
                     self._note_headers(event)
                 if self.state.forwarding is not None and not self._forwarded(event):
@@ -266,7 +291,9 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
             self.facts = self.state.forwarding.request_facts(request, self.client, self.server)
         except ForwardedCertificateError as exc:
             log.info("bad request from %s: 400 %s", peer(self.client), exc)
-            self.write(simple_response(request, 400, str(exc)))
+            answer = simple_response(request, 400, str(exc))
+            self.write(answer)
+            self._answered(request, 400, len(answer))
             self._shutdown()
             return False
         return True
@@ -283,7 +310,9 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
             printable(cert.subject if cert is not None and cert.present else "no certificate"),
             printable(reason),
         )
-        self.write(simple_response(request, 403, reason))
+        answer = simple_response(request, 403, reason)
+        self.write(answer)
+        self._answered(request, 403, len(answer))
         self._shutdown()
 
     def _dispatch(self, request: Request, body: bytes) -> None:
@@ -319,7 +348,7 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
             )
             channel.fail(request, 504, "the app did not answer in time")
         writer = channel.writer
-        log_access(self.client, self.facts, request, writer.status, channel.sent)
+        self._answered(request, writer.status, channel.sent)
         if self.lost:
             return
         if not writer.finished or not writer.keep_alive or self.state.stopping:
@@ -332,6 +361,16 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
             "next request" if self._idle else "request head",
         )
         self._pump()
+
+    def _answered(self, request: Request, status: int, sent: int) -> None:
+        """Count and log an answered request (nothing at all when both are off)."""
+        state = self.state
+        if state.access_log or state.metrics is not None:
+            took = self.loop.time() - self._started
+            if state.metrics is not None:
+                state.metrics.request(status, took)
+            if state.access_log:
+                log_access(self.client, self.facts, request, status, sent, took)
 
     # -- output and closing --------------------------------------------------------------------
 

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from mutls.errors import MutlsError
+from mutls.server import metrics
 from mutls.server.config import ServerConfig
-from mutls.server.log import log
+from mutls.server.log import access_log_enabled, log, startup_log
 from mutls.server.memory import MemoryTrimmer
 from mutls.server.protocol import ConnectionProtocol, ServerState
 from mutls.tls.options import ClientCertMode
@@ -102,26 +103,24 @@ def startup_warnings(config: ServerConfig, tls_context: ServerContext | None) ->
     return [*tls_context.warnings, *tls_context.validate(config.verify)]
 
 
-def announce(
-    config: ServerConfig, sockets: list[socket.socket], warnings: list[str], out: TextIO
-) -> None:
-    """The startup lines: the URLs, the mode and policy, the app, the warnings."""
+def announce(config: ServerConfig, sockets: list[socket.socket], warnings: list[str]) -> None:
+    """The startup lines, logged (``mutls: serving on https://...``): the URLs, the mode and
+    policy, the app, the warnings."""
     for url in urls(config, sockets):
-        print(f"mutls: serving on {url}", file=out)
-    print(f"mutls: {describe_mode(config)}", file=out)
+        startup_log.info("serving on %s", url)
+    startup_log.info("%s", describe_mode(config))
     if config.tls:
         from mutls.tls import OPENSSL_VERSION
 
-        print(f"mutls: TLS by {OPENSSL_VERSION} (the library of Python's ssl module)", file=out)
+        startup_log.info("TLS by %s (the library of Python's ssl module)", OPENSSL_VERSION)
     what = _app_name(config.app) or "the test page at /cctest.aspx" + (
         f" and static files from {config.root}" if config.root else ""
     )
-    print(f"mutls: app: {what}", file=out)
+    startup_log.info("app: %s", what)
     if config.workers > 1:
-        print(f"mutls: {config.workers} worker processes", file=out)
+        startup_log.info("%d worker processes", config.workers)
     for warning in warnings:
-        print(f"mutls: WARNING: {warning}", file=out)
-    out.flush()
+        startup_log.warning("%s", warning)
 
 
 class Server:
@@ -135,6 +134,7 @@ class Server:
         self._stop = asyncio.Event()
         self._servers: list[asyncio.base_events.Server] = []
         self._chores: list[asyncio.Task[None]] = []
+        self._owns_metrics = False
 
     @property
     def ports(self) -> list[int]:
@@ -151,8 +151,8 @@ class Server:
         tls_context: ServerContext | None = None,
         app: HTTPApp | None = None,
     ) -> None:
-        """Build the TLS context and the app (unless given), bind, start the app, and print
-        the startup lines to ``out``."""
+        """Build the TLS context and the app (unless given), bind, start the app, and log the
+        startup lines (unless ``out`` is None: a worker, a server on a thread)."""
         config = self.config
         if tls_context is None and config.tls:
             tls_context = config.tls_context()
@@ -165,6 +165,9 @@ class Server:
         if self.sockets is None:
             self.sockets = bind_sockets(config)
         self.state = ServerState(config, app, tls_context, forwarding)
+        self.state.access_log = access_log_enabled()  # once, not per request
+        row, self._owns_metrics = metrics.row_for_server(config, tls_context)
+        self.state.metrics = row
         await app.startup()
         loop = asyncio.get_running_loop()
         state = self.state
@@ -178,7 +181,9 @@ class Server:
             loop.create_task(MemoryTrimmer(lambda: len(state.connections)).run()),
         ]
         if out is not None:
-            announce(config, self.sockets, warnings, out)
+            announce(config, self.sockets, warnings)
+        if row is not None:
+            row.set_ready(True)
         self.started.set()
 
     async def wait_stopped(self) -> None:
@@ -197,6 +202,8 @@ class Server:
         if state is None:
             return
         state.stopping = True
+        if state.metrics is not None:
+            state.metrics.set_ready(False)  # /health: a load balancer stops sending here
         for server in self._servers:
             server.close()
         for conn in list(state.connections):
@@ -212,6 +219,8 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1)
         await state.app.shutdown()
+        if self._owns_metrics:
+            metrics.stop()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT stop gracefully; SIGHUP re-reads the trust for client
@@ -258,6 +267,7 @@ def reload_trust(
         tls_context.update_trust(trust)
     if forwarding is not None:
         forwarding.update_trust(trust)
+    metrics.trust_reloaded()
     log.warning(
         "SIGHUP: trust reloaded (%d anchors, %d intermediates, %d disallowed, %d CRLs)",
         len(trust.anchors),

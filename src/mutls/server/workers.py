@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import time
 from types import FrameType
 
 from mutls.errors import MutlsError
+from mutls.server import metrics
 from mutls.server.config import ServerConfig
 from mutls.server.log import log
 from mutls.server.server import (
@@ -44,7 +44,8 @@ def run_workers(config: ServerConfig) -> int:
     warnings = startup_warnings(config, tls_context)
     app = config.load_app()  # imported once: an import error stops us before any fork
     sockets = bind_sockets(config)
-    announce(config, sockets, warnings, sys.stderr)
+    metrics.start(config, tls_context, workers=config.workers)  # before any fork
+    announce(config, sockets, warnings)
     write_pidfile(config)
     stopping = False
 
@@ -64,7 +65,7 @@ def run_workers(config: ServerConfig) -> int:
                 os.kill(pid, signal.SIGHUP)
 
     def spawn() -> None:
-        pid = os.fork()
+        pid = metrics.fork_worker()
         if pid == 0:  # the worker
             code = 1
             try:
@@ -104,6 +105,7 @@ def run_workers(config: ServerConfig) -> int:
             except InterruptedError:  # pragma: no cover - PEP 475 retries for us
                 continue
             started = workers.pop(pid, None)
+            metrics.worker_exited(pid)  # its counts stay counted; its slot is free
             if started is None or stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)
@@ -118,6 +120,7 @@ def run_workers(config: ServerConfig) -> int:
             signal.signal(sig, handler)
         for sock in sockets:
             sock.close()
+        metrics.stop()
         remove_pidfile(config)
     log.info("stopped")
     return 0
