@@ -329,8 +329,9 @@ def configure_logging(
         try:
             logging.config.dictConfig(config)
         except (ValueError, TypeError, AttributeError, ImportError) as exc:
-            cause = exc.__cause__ or exc
-            raise UsageError(f"--log-config {config_path or '?'}: {cause}") from None
+            cause = exc.__cause__
+            why = f"{exc} ({cause})" if cause is not None and str(cause) not in str(exc) else exc
+            raise UsageError(f"--log-config {config_path or '?'}: {why}") from None
     else:
         for handler in [h for h in root.handlers if getattr(h, "_mutls", False)]:
             root.removeHandler(handler)
