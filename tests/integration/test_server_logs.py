@@ -277,3 +277,15 @@ def test_failed_handshakes_are_logged_rate_limited_per_peer(
         r".* \(alert sent: unexpected_message, received: none\)",
         failures[0],
     ), failures[0]
+
+
+def test_both_commands_take_the_flags_the_docs_name() -> None:
+    from mutls.cli import serve, xsp
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text()
+    flags = ["--no-access-log", "--log-level", "--log-format", "--log-config", "--metrics-address"]
+    for flag in flags:
+        assert f"`{flag}" in docs, flag
+    for parser in (serve.build_parser(), xsp.build_parser()):
+        shown = parser.format_help()
+        assert all(flag in shown for flag in flags)

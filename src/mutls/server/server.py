@@ -162,11 +162,18 @@ class Server:
             warnings += forwarding.warnings()
         if app is None:
             app = config.load_app()
+        # /metrics listens before the server's port does: whoever waits for that port finds
+        # /health answering (503 until ready)
+        row, self._owns_metrics = metrics.row_for_server(config, tls_context)
         if self.sockets is None:
-            self.sockets = bind_sockets(config)
+            try:
+                self.sockets = bind_sockets(config)
+            except ServerStartError:
+                if self._owns_metrics:
+                    metrics.stop()
+                raise
         self.state = ServerState(config, app, tls_context, forwarding)
         self.state.access_log = access_log_enabled()  # once, not per request
-        row, self._owns_metrics = metrics.row_for_server(config, tls_context)
         self.state.metrics = row
         await app.startup()
         loop = asyncio.get_running_loop()
