@@ -156,7 +156,19 @@ def test_metrics_and_health_on_their_own_plain_listener(test_pki: PKIFiles, tmp_
                 sock.sendall(b"\x16\x03\x01\x00\x05hello")
                 assert sock.recv(100).startswith(b"\x15\x03")
         resumed_pair(test_pki, port)
+        # a client that does not trust the server's certificate says so with its alert
+        untrusting = ssl.create_default_context(cafile=str(test_pki.other_ca_cert))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with pytest.raises(ssl.SSLCertVerificationError):
+                untrusting.wrap_socket(raw, server_hostname="localhost")
         samples = wait_for(metrics_port, "mutls_requests_total", 2, status="403")
+        samples = wait_for(
+            metrics_port,
+            "mutls_handshakes_total",
+            1,
+            outcome="failed",
+            reason="received_unknown_ca",
+        )
         outcomes = {
             (dict(labels)["outcome"], dict(labels)["reason"]): v
             for (name, labels), v in samples.items()
@@ -167,6 +179,7 @@ def test_metrics_and_health_on_their_own_plain_listener(test_pki: PKIFiles, tmp_
             ("none", ""): 1.0,
             ("invalid", "certificate has expired"): 1.0,
             ("failed", "unexpected_message"): 3.0,
+            ("failed", "received_unknown_ca"): 1.0,
         }
         assert value(samples, "mutls_tls_resumptions_total") == 1
         assert value(samples, "mutls_requests_total", status="404") == 1  # /metrics, test page

@@ -104,6 +104,7 @@ class Layout:
         keys = [("valid", ""), ("none", "")]
         keys += [("invalid", reason) for reason in (*verify_reasons(), OTHER)]
         keys += [("failed", alert) for alert in (*alert_names(), "none", OTHER)]
+        keys += [("failed", f"received_{alert}") for alert in alert_names()]
         index = {key: _HANDSHAKE + i for i, key in enumerate(keys)}
         return cls(tuple(keys), index, _HANDSHAKE + len(keys))
 
@@ -144,10 +145,13 @@ class MetricsRow:
         if resumed:
             self._cells[self._base + _RESUMED] += 1
 
-    def handshake_failed(self, alert: str | None) -> None:
-        """A handshake that did not complete, by the alert this side sent."""
+    def handshake_failed(self, alert: str | None, received: str | None = None) -> None:
+        """A handshake that did not complete, by the alert this side sent (or, when it sent
+        none, the one the client sent: ``received_unknown_ca`` when it refused our
+        certificate)."""
         index = self._layout.index
-        cell = index.get(("failed", alert or "none")) or index[("failed", OTHER)]
+        reason = alert or (f"received_{received}" if received else "none")
+        cell = index.get(("failed", reason)) or index[("failed", OTHER)]
         self._cells[self._base + cell] += 1
 
     def request(self, status: int, seconds: float) -> None:

@@ -191,7 +191,7 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
             else:
                 self.state.handshake_failures.report(self.client, exc)
                 if self.state.metrics is not None:
-                    self.state.metrics.handshake_failed(exc.alert)
+                    self.state.metrics.handshake_failed(exc.alert, exc.received_alert)
             self._shutdown(tls_close=False)
             return b""
         if self.facts is None and tls.handshake_complete:
@@ -293,7 +293,7 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
             log.info("bad request from %s: 400 %s", peer(self.client), exc)
             answer = simple_response(request, 400, str(exc))
             self.write(answer)
-            self._answered(request, 400, len(answer))
+            self._answered(request, 400, _body_size(answer))
             self._shutdown()
             return False
         return True
@@ -312,7 +312,7 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
         )
         answer = simple_response(request, 403, reason)
         self.write(answer)
-        self._answered(request, 403, len(answer))
+        self._answered(request, 403, _body_size(answer))
         self._shutdown()
 
     def _dispatch(self, request: Request, body: bytes) -> None:
@@ -460,6 +460,12 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
         if what == "request head" and not self._idle and self.facts is not None:
             self.write(simple_response(None, 408, "request timeout"))
         self._shutdown()
+
+
+def _body_size(response: bytes) -> int:
+    """The body bytes of a whole response (what the access log counts, as nginx's
+    ``$body_bytes_sent``)."""
+    return len(response) - response.find(b"\r\n\r\n") - 4
 
 
 def _address(value: Any) -> tuple[str, int] | None:
