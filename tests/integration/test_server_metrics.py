@@ -217,3 +217,22 @@ def test_bad_metrics_addresses(tmp_path: Path, address: str, said: str) -> None:
     done = run_mutls("serve", "--port", str(port), "--metrics-address", address, cwd=tmp_path)
     assert done.returncode != 0 and said in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_server_on_a_thread_serves_metrics_too() -> None:
+    from mutls.server import ServerConfig, serve_in_thread
+
+    metrics_port = free_port()
+    config = ServerConfig(port=0, metrics_address=f"127.0.0.1:{metrics_port}")
+    with serve_in_thread(config) as running:
+        url = f"http://127.0.0.1:{running.ports[0]}/cctest.aspx"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            assert b"insecure" in answer.read()
+        samples = wait_for(metrics_port, "mutls_requests_total", 1, status="200")
+        assert value(samples, "mutls_workers_ready") == 1
+        assert ("mutls_tls_resumptions_total", frozenset()) in samples
+        # plain HTTP: no certificate date to show
+        assert not any(name.startswith("mutls_server_cert") for name, _ in samples)
+        assert curl(f"http://127.0.0.1:{metrics_port}/health").stdout == "ok\n"
+    with pytest.raises(urllib.error.URLError):
+        scrape(metrics_port)
