@@ -233,6 +233,11 @@ def test_a_server_on_a_thread_serves_metrics_too() -> None:
         assert ("mutls_tls_resumptions_total", frozenset()) in samples
         # plain HTTP: no certificate date to show
         assert not any(name.startswith("mutls_server_cert") for name, _ in samples)
+        # clients that never finish their request hold no one else up
+        idle = [socket.create_connection(("127.0.0.1", metrics_port)) for _ in range(40)]
+        idle[0].sendall(b"GET /metrics HTTP/1.1\r\n")
         assert curl(f"http://127.0.0.1:{metrics_port}/health").stdout == "ok\n"
+        for sock in idle:
+            sock.close()
     with pytest.raises(urllib.error.URLError):
         scrape(metrics_port)
