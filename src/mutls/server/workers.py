@@ -5,7 +5,9 @@ the others) and the built TLS context (so the session-ticket keys are the same i
 and a ticket issued by one resumes on another that can judge it). SIGHUP re-reads the trust in
 the supervisor as in every worker, so a worker started after a crash judges by the current one.
 The supervisor restarts a worker that dies, and on SIGTERM/SIGINT passes the signal on and
-waits for the workers to drain.
+waits for the workers to drain. With ``--metrics-address`` it serves ``/metrics`` itself: every
+worker is forked by :func:`mutls.server.metrics.fork_worker` (a row of counters of its own) and
+reported to :func:`mutls.server.metrics.worker_exited` once reaped (its counts stay summed).
 """
 
 from __future__ import annotations
