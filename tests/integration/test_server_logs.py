@@ -289,3 +289,13 @@ def test_both_commands_take_the_flags_the_docs_name() -> None:
     for parser in (serve.build_parser(), xsp.build_parser()):
         shown = parser.format_help()
         assert all(flag in shown for flag in flags)
+
+
+def test_in_json_a_failed_start_is_a_json_line_too(tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "first.log"
+    with mutls_process(["serve", "--port", str(port), "--log-format", "json"], tmp_path, log):
+        done = run_mutls("serve", "--port", str(port), "--log-format", "json", cwd=tmp_path)
+    assert done.returncode == 2
+    (entry,) = [json.loads(line) for line in done.stderr.splitlines()]
+    assert entry["level"] == "ERROR" and entry["logger"] == "mutls"
+    assert entry["message"].startswith(f"cannot listen on 127.0.0.1:{port}: ")

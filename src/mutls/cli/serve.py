@@ -24,7 +24,7 @@ from typing import Any
 
 from mutls.authz import Access, AllowRules, UserName
 from mutls.cli.common import ArgumentParser, password_from
-from mutls.errors import UsageError, WrongPasswordError
+from mutls.errors import MutlsError, UsageError, WrongPasswordError
 from mutls.http.connection import HTTPLimits
 from mutls.http.framing import FREE_CHUNKS
 from mutls.pki.identity import Identity
@@ -411,8 +411,6 @@ def access_from_args(args: argparse.Namespace) -> Access | None:
 def serve(config: ServerConfig, *, nonstop: bool) -> int:
     """Run the server until a signal (or Return, as XSP, unless ``nonstop``)."""
     from mutls.server.log import configure_logging, read_log_config, startup_log
-    from mutls.server.server import Server, run
-    from mutls.server.workers import run_workers
 
     configure_logging(
         level=config.effective_log_level,
@@ -421,6 +419,21 @@ def serve(config: ServerConfig, *, nonstop: bool) -> int:
         config_path=config.log_config,
         access=config.access_log,
     )
+    if config.log_format == "json" and config.log_config is None:
+        try:
+            return _serve(config, nonstop=nonstop)
+        except MutlsError as exc:  # a port in use, an app that fails: one JSON line too
+            details = getattr(exc, "details", None)
+            startup_log.error("%s", exc, extra={"mutls": {"details": details} if details else {}})
+            raise SystemExit(exc.exit_code) from None
+    return _serve(config, nonstop=nonstop)
+
+
+def _serve(config: ServerConfig, *, nonstop: bool) -> int:
+    from mutls.server.log import startup_log
+    from mutls.server.server import Server, run
+    from mutls.server.workers import run_workers
+
     if config.workers > 1:
         return run_workers(config)
 
