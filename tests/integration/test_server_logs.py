@@ -136,7 +136,7 @@ def test_access_lines_in_json_and_start_up_lines_too(test_pki: PKIFiles, tmp_pat
     assert valid["pid"] == process.pid and valid["client"].startswith("127.0.0.1:")
     assert isinstance(valid["bytes"], int) and valid["bytes"] > 0
     assert isinstance(valid["duration"], float) and valid["duration"] >= 0
-    assert valid["http_version"] == "1.1"
+    assert valid["http_version"] == "1.1" and valid["message"] == "GET /cctest.aspx 200"
     assert revoked["client_verify"].startswith("FAILED:") and "revoked" in revoked["client_verify"]
 
 
