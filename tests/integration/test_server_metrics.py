@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -241,3 +242,24 @@ def test_a_server_on_a_thread_serves_metrics_too() -> None:
             sock.close()
     with pytest.raises(urllib.error.URLError):
         scrape(metrics_port)
+
+
+async def refuses_to_start(scope: dict[str, object], receive: Any, send: Any) -> None:
+    """An ASGI app whose lifespan startup fails."""
+    await receive()
+    await send({"type": "lifespan.startup.failed", "message": "no database"})
+
+
+def test_a_server_that_fails_to_start_closes_its_metrics_listener() -> None:
+    from mutls.errors import MutlsError
+    from mutls.server import ServerConfig, serve_in_thread
+
+    metrics_port = free_port()
+    config = ServerConfig(port=0, app=refuses_to_start, metrics_address=f"127.0.0.1:{metrics_port}")
+    with pytest.raises(MutlsError, match="no database"), serve_in_thread(config):
+        pass
+    with pytest.raises(urllib.error.URLError):
+        scrape(metrics_port)
+    # the next server of this process may open one again
+    with serve_in_thread(config.with_changes(app=None)):
+        assert curl(f"http://127.0.0.1:{metrics_port}/health").stdout == "ok\n"

@@ -169,8 +169,7 @@ class Server:
             try:
                 self.sockets = bind_sockets(config)
             except ServerStartError:
-                if self._owns_metrics:
-                    metrics.stop()
+                self.close_metrics()
                 raise
         self.state = ServerState(config, app, tls_context, forwarding)
         self.state.access_log = access_log_enabled()  # once, not per request
@@ -192,6 +191,13 @@ class Server:
         if row is not None:
             row.set_ready(True)
         self.started.set()
+
+    def close_metrics(self) -> None:
+        """Close the ``--metrics-address`` listener this server opened (its shutdown does;
+        this is for a server whose start failed)."""
+        if self._owns_metrics:
+            self._owns_metrics = False
+            metrics.stop()
 
     async def wait_stopped(self) -> None:
         """Return once a stop was requested."""
@@ -226,8 +232,7 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1)
         await state.app.shutdown()
-        if self._owns_metrics:
-            metrics.stop()
+        self.close_metrics()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT stop gracefully; SIGHUP re-reads the trust for client
@@ -315,6 +320,7 @@ def run(config: ServerConfig, *, on_ready: Callable[[Server], None] | None = Non
     try:
         loop.run_until_complete(main())
     finally:
+        server.close_metrics()  # when the start failed (else the shutdown closed it)
         remove_pidfile(config)
         loop.close()
     log.info("stopped")
