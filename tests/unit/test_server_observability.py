@@ -98,6 +98,7 @@ def test_metrics_fold_keeps_counts_and_closes_connections() -> None:
         row.connection_opened()
     row.connection_closed()
     row.request(200, 0.003)
+    row.request(0, 0.5)  # no answer began: not a request answered
     row.handshake(ClientCertificate(present=True, valid=False, error="no such reason"), True)
     row.handshake_failed("certificate_required")
     _totals, ready = table.totals()
@@ -108,6 +109,7 @@ def test_metrics_fold_keeps_counts_and_closes_connections() -> None:
     assert 'mutls_handshakes_total{outcome="failed",reason="certificate_required"} 1\n' in before
     assert 'mutls_request_duration_seconds_bucket{le="0.0025"} 0\n' in before
     assert 'mutls_request_duration_seconds_bucket{le="0.005"} 1\n' in before
+    assert "mutls_request_duration_seconds_count 1\n" in before
     table.exited(4242)  # the worker died with two connections open
     after = "".join(exposition_lines(table, None))
     assert "mutls_open_connections 0\n" in after and "mutls_workers_ready 0\n" in after
