@@ -265,6 +265,8 @@ def server_command(peer: Peer, files: BenchPKI, port: int, workdir: Path) -> lis
             "--client-cert", "require", "--verify", peer.verify, "--client-ca", str(files.ca),
         ]  # fmt: skip
         text = mutls_serve_help()[0] or ""
+        if has_flag(text, "--no-access-log"):  # the peers run without theirs too
+            command.append("--no-access-log")
         if has_flag(text, "--nonstop"):  # XSP's habit: without it, end of stdin stops the server
             command.append("--nonstop")
         if has_flag(text, "--max-connections"):  # the idle test holds 10,000

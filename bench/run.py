@@ -213,6 +213,8 @@ def render(result: dict[str, Any]) -> str:
         f"{s['warmup']} s warm-up + {s['duration']} s measured per figure; median (min–max); "
         f"TLS 1.3, client certificate required and verified by every server. "
         f"CPU = the server process tree's user+system time per request (/proc).",
+        "No server writes an access log (nginx `access_log off`, uvicorn and granian "
+        "`--no-access-log`, hypercorn's is off by default, mutls `--no-access-log`).",
         "Figures move ~15% between runs on a shared machine: compare servers only within one run.",
         "",
     ]

@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -224,7 +225,8 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> 
 
 @contextlib.contextmanager
 def mutls_process(args: list[str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``python -m mutls ARGS``; wait (bounded) for its "serving on" line; SIGTERM it."""
+    """Run ``python -m mutls ARGS``; wait (bounded) for its "serving on" line (text or JSON);
+    SIGTERM it."""
     with log.open("wb") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "mutls", *args],
@@ -235,7 +237,7 @@ def mutls_process(args: list[str], cwd: Path, log: Path) -> Iterator[subprocess.
         )
     try:
         deadline = time.monotonic() + 30
-        while b"mutls: serving on" not in log.read_bytes():
+        while not re.search(rb'mutls: serving on|"message": "serving on', log.read_bytes()):
             if process.poll() is not None:
                 raise AssertionError(f"server exited: {log.read_text()}")
             if time.monotonic() > deadline:

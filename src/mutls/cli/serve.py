@@ -27,7 +27,7 @@ from typing import Any
 from mutls.apps.peers import split_peers
 from mutls.authz import Access, AllowRules, UserName
 from mutls.cli.common import ArgumentParser, password_from
-from mutls.errors import UsageError, WrongPasswordError
+from mutls.errors import MutlsError, UsageError, WrongPasswordError
 from mutls.http.connection import HTTPLimits
 from mutls.http.framing import FREE_CHUNKS
 from mutls.pki.identity import Identity
@@ -161,7 +161,9 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
     add_limit_options(parser)
     run = parser.add_argument_group("running")
     run.add_argument("--nonstop", action="store_true", help="do not stop when Return is pressed")
-    run.add_argument("--verbose", action="store_true", help="log every request")
+    run.add_argument(
+        "--verbose", action="store_true", help="log at debug level (--log-level debug)"
+    )
     run.add_argument("--pidfile", metavar="FILE", help="write the process id to FILE")
     run.add_argument(
         "--reload-on-change",
@@ -171,6 +173,42 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
         "--allow, the certificate stores); polled every second. A reload (SIGHUP) reads all "
         "of them again and switches only when every one is good; a broken one keeps the "
         "running configuration and is logged",
+    )
+    add_observability_options(parser)
+
+
+def add_observability_options(parser: argparse.ArgumentParser) -> None:
+    """Logs and metrics (``ServerConfig`` validates the values)."""
+    group = parser.add_argument_group("logs and metrics")
+    group.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="no line per request (the access log is on by default, at INFO)",
+    )
+    group.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        help="debug, info, warning, error or critical (default info; warning also hides "
+        "the access log)",
+    )
+    group.add_argument(
+        "--log-format",
+        default="text",
+        metavar="FORMAT",
+        help="text (default) or json: one JSON object per line, start-up lines included",
+    )
+    group.add_argument(
+        "--log-config",
+        metavar="FILE",
+        help="a logging dictConfig as JSON (.json) or TOML (.toml); it decides handlers, "
+        "formats and levels (--no-access-log still applies)",
+    )
+    group.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        help="serve Prometheus /metrics and a /health check over plain HTTP there (never on "
+        "the TLS port; no client certificate needed)",
     )
 
 
@@ -423,6 +461,11 @@ def config_from_args(
         pidfile=args.pidfile,
         verbose=args.verbose,
         trusted_proxies=split_peers(args.trusted_proxy or ()),
+        access_log=args.access_log,
+        log_level=args.log_level.lower() if args.log_level else None,
+        log_format=args.log_format.lower(),
+        log_config=args.log_config,
+        metrics_address=args.metrics_address,
         forwarded_cert_header=args.forwarded_cert_header,
         access=access_from_args(args),
         proxy_headers=args.proxy_headers,
@@ -449,11 +492,30 @@ def access_from_args(args: argparse.Namespace) -> Access | None:
 
 def serve(config: ServerConfig, *, nonstop: bool) -> int:
     """Run the server until a signal (or Return, as XSP, unless ``nonstop``)."""
-    from mutls.server.log import configure_logging
+    from mutls.server.log import configure_logging, read_log_config, startup_log
+
+    configure_logging(
+        level=config.effective_log_level,
+        fmt=config.log_format,
+        config=read_log_config(config.log_config) if config.log_config else None,
+        config_path=config.log_config,
+        access=config.access_log,
+    )
+    if config.log_format == "json" and config.log_config is None:
+        try:
+            return _serve(config, nonstop=nonstop)
+        except MutlsError as exc:  # a port in use, an app that fails: one JSON line too
+            details = getattr(exc, "details", None)
+            startup_log.error("%s", exc, extra={"mutls": {"details": details} if details else {}})
+            raise SystemExit(exc.exit_code) from None
+    return _serve(config, nonstop=nonstop)
+
+
+def _serve(config: ServerConfig, *, nonstop: bool) -> int:
+    from mutls.server.log import startup_log
     from mutls.server.server import Server, run
     from mutls.server.workers import run_workers
 
-    configure_logging(config.verbose)
     if hasattr(signal, "SIGHUP"):  # one before the server takes it over would end the process
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if config.workers > 1:
@@ -462,7 +524,7 @@ def serve(config: ServerConfig, *, nonstop: bool) -> int:
     def on_ready(server: Server) -> None:
         if nonstop or sys.stdin is None or not sys.stdin.isatty():
             return
-        print("mutls: hit Return to stop the server.", file=sys.stderr)
+        startup_log.info("hit Return to stop the server.")
         loop = asyncio.get_running_loop()
 
         def wait_for_return() -> None:

@@ -127,6 +127,15 @@ class ServerConfig:
     reload_source: Callable[[], ServerConfig] | None = field(
         default=None, compare=False, repr=False
     )
+    #: ``--no-access-log`` turns this off: no access line is made (nor formatted).
+    access_log: bool = True
+    #: ``--log-level`` (``None``: info, or debug with ``verbose``), ``--log-format`` (text or
+    #: json), ``--log-config`` (a logging dictConfig as JSON or TOML; it then decides).
+    log_level: str | None = None
+    log_format: str = "text"
+    log_config: str | None = None
+    #: ``--metrics-address HOST:PORT``: ``/metrics`` and ``/health`` over plain HTTP there.
+    metrics_address: str | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -193,6 +202,7 @@ class ServerConfig:
                 "optional or require"
             )
         self._validate_forwarding()
+        self._validate_observability()
         self._validate_timeouts()
         self._validate_limits()
         self._validate_trust_files()
@@ -262,6 +272,43 @@ class ServerConfig:
         for fd in self.fds:
             if fd < 0:
                 raise UsageError(f"--fd {fd}: not a file descriptor")
+
+    def _validate_observability(self) -> None:
+        """The log and metrics flags (a --log-config file is read now, so a broken one is a
+        line at start, naming it)."""
+        from mutls.server.log import LOG_FORMATS, LOG_LEVELS, read_log_config
+
+        if self.log_level is not None and self.log_level not in LOG_LEVELS:
+            raise UsageError(f"--log-level {self.log_level}: use one of {', '.join(LOG_LEVELS)}")
+        if self.verbose and self.log_level not in (None, "debug"):
+            raise UsageError(
+                f"--verbose and --log-level {self.log_level} contradict each other "
+                "(--verbose is --log-level debug): give one"
+            )
+        if self.log_format not in LOG_FORMATS:
+            raise UsageError(f"--log-format {self.log_format}: use text or json")
+        if self.log_config is not None:
+            read_log_config(self.log_config)
+        where = self.metrics_listen
+        if where is not None and where[1] != 0 and where[1] == self.port:
+            raise UsageError(
+                f"--metrics-address {self.metrics_address}: that is the server's own port; "
+                "metrics are plain HTTP on a port of their own (e.g. 127.0.0.1:9100)"
+            )
+
+    @property
+    def effective_log_level(self) -> str:
+        """The level the ``mutls`` loggers log at."""
+        return self.log_level or ("debug" if self.verbose else "info")
+
+    @property
+    def metrics_listen(self) -> tuple[str, int] | None:
+        """``--metrics-address`` as (host, port), or ``None``."""
+        if self.metrics_address is None:
+            return None
+        from mutls.server.metrics import metrics_address
+
+        return metrics_address(self.metrics_address)
 
     def _validate_trust_files(self) -> None:
         """--client-ca and --crl files are read once here, so a missing or corrupt one is a

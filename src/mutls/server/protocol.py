@@ -30,6 +30,7 @@ from mutls.server.config import ServerConfig
 from mutls.server.deadlines import ConnectionDeadlines
 from mutls.server.intake import MAX_PENDING_EVENTS, PlaintextIntake
 from mutls.server.log import (
+    HandshakeFailures,
     log,
     log_access,
     log_certificate_headers,
@@ -37,6 +38,7 @@ from mutls.server.log import (
     peer,
     printable,
 )
+from mutls.server.metrics import MetricsRow
 from mutls.server.proxied import ProxyHeaderIntake
 from mutls.server.watchdog import AppWatchdog
 from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
@@ -56,6 +58,12 @@ class ServerState:
     forwarding: ForwardedCertificates | None = None
     connections: set[ConnectionProtocol] = field(default_factory=set)
     stopping: bool = False
+    #: access lines are wanted (decided once at start: no per-request check of the logger).
+    access_log: bool = True
+    #: this process's metrics cells (``--metrics-address``), or None.
+    metrics: MetricsRow | None = None
+    #: failed handshakes, logged rate-limited per peer.
+    handshake_failures: HandshakeFailures = field(default_factory=HandshakeFailures)
     #: the apps running, timed for --app-timeout.
     watchdog: AppWatchdog = field(init=False)
     #: the client-certificate headers set aside from every request (never shown to the app).
@@ -86,6 +94,9 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
         self._request: Request | None = None
+        #: when the request being answered was read (loop time), for its duration.
+        self._started = 0.0
+        self._counted = False  # in the open connections of --metrics-address
         self._body = bytearray()
         #: what was logged once for this connection (see _note_headers).
         self._noted_certificate_headers = self._noted_underscores = False
@@ -119,6 +130,9 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
         self.state.connections.add(self)
         if self.config.proxy_protocol and not self._expect_proxy_header(self.state.peers):
             return  # not a load balancer: refused before any TLS state is made
+        if self.state.metrics is not None:
+            self.state.metrics.connection_opened()
+            self._counted = True
         if self.state.tls_context is not None:
             self.tls = TLSConnection(self.state.tls_context)
             self._arm(self.config.timeouts.handshake, "TLS handshake")
@@ -159,6 +173,9 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
         """The socket is gone: wake whoever waits on it."""
         self.lost = True
         self.state.connections.discard(self)
+        if self._counted and self.state.metrics is not None:
+            self._counted = False
+            self.state.metrics.connection_closed()
         self._stop_deadlines()
         self._stop_intake()
         if not self._disconnected.done():
@@ -193,7 +210,12 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
             return b""
         except TLSError as exc:
             self._write_raw(tls.data_to_send())
-            log.info("TLS failure with %s: %s", peer(self.client), printable(exc))
+            if tls.handshake_complete:
+                log.info("TLS failure with %s: %s", peer(self.client), printable(exc))
+            else:
+                self.state.handshake_failures.report(self.client, exc)
+                if self.state.metrics is not None:
+                    self.state.metrics.handshake_failed(exc.alert, exc.received_alert)
             self._shutdown(tls_close=False)
             return b""
         if self.facts is None and tls.handshake_complete:
@@ -215,6 +237,8 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
             info.client_certificate, self.config.client_cert, self.config.verify, self.config.access
         )
         self.facts = connection_facts(self.client, self.server, info, admission)
+        if self.state.metrics is not None:
+            self.state.metrics.handshake(info.client_certificate, info.resumed)
         self._idle = True
         self._arm(self.config.timeouts.header, "request head")
 
@@ -235,6 +259,7 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
                 self._body += event.data
                 self._arm(self.config.timeouts.header, "request body")
             elif isinstance(event, Request):
+                self._started = self.loop.time()
                 if event.certificate_headers or self.http.dropped_name is not None:
                     self._note_headers(event)
                 if self.state.forwarding is not None and not self._forwarded(event):
@@ -292,7 +317,9 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
             self.facts = self.state.forwarding.request_facts(request, self.client, self.server)
         except ForwardedCertificateError as exc:
             log.info("bad request from %s: 400 %s", peer(self.client), exc)
-            self.write(simple_response(request, 400, str(exc)))
+            answer = simple_response(request, 400, str(exc))
+            self.write(answer)
+            self._record_answer(request, 400, _body_size(answer))
             self._shutdown()
             return False
         return True
@@ -330,7 +357,9 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
             printable(cert.subject if cert is not None and cert.present else "no certificate"),
             printable(reason),
         )
-        self.write(simple_response(request, 403, reason))
+        answer = simple_response(request, 403, reason)
+        self.write(answer)
+        self._record_answer(request, 403, _body_size(answer))
         self._shutdown()
 
     def _dispatch(self, request: Request, body: bytes) -> None:
@@ -367,7 +396,7 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
             channel.fail(request, 504, "the app did not answer in time")
         writer = channel.writer
         self._answered = True
-        log_access(self.client, self.facts, request, writer.status, channel.sent)
+        self._record_answer(request, writer.status, channel.sent)
         if self.lost:
             return
         if not writer.finished or not writer.keep_alive or self.state.stopping:
@@ -380,6 +409,16 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
             "next request" if self._idle else "request head",
         )
         self._pump()
+
+    def _record_answer(self, request: Request, status: int, sent: int) -> None:
+        """Count and log an answered request (nothing at all when both are off)."""
+        state = self.state
+        if state.access_log or state.metrics is not None:
+            took = self.loop.time() - self._started
+            if state.metrics is not None:
+                state.metrics.request(status, took)
+            if state.access_log:
+                log_access(self.client, self.facts, request, status, sent, took)
 
     # -- output and closing --------------------------------------------------------------------
 
@@ -478,6 +517,12 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
         if what == "request head" and not self._idle and self.facts is not None:
             self.write(simple_response(None, 408, "request timeout"))
         self._shutdown()
+
+
+def _body_size(response: bytes) -> int:
+    """The body bytes of a whole response (what the access log counts, as nginx's
+    ``$body_bytes_sent``)."""
+    return len(response) - response.find(b"\r\n\r\n") - 4
 
 
 def _address(value: Any) -> tuple[str, int] | None:

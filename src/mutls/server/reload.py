@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mutls.errors import MutlsError
-from mutls.server import systemd
+from mutls.server import metrics, systemd
 from mutls.server.config import ServerConfig
 from mutls.server.log import log
 from mutls.tls.options import ClientCertMode
@@ -158,6 +158,8 @@ class Reloader:
             return None
         self.current = generation
         _generation = generation.number
+        metrics.serving(generation.tls_context)  # /metrics shows the certificate and CRLs in force
+        metrics.set_trust_generation(generation.number)
         log.info("%s: generation %d serving: %s", why, generation.number, generation.describe())
         for warning in generation.warnings:
             if warning not in running.warnings:

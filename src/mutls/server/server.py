@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from mutls.errors import MutlsError
-from mutls.server import systemd
+from mutls.server import metrics, systemd
 from mutls.server.config import ServerConfig
-from mutls.server.log import log
+from mutls.server.log import access_log_enabled, log, startup_log
 from mutls.server.memory import MemoryTrimmer
 from mutls.server.protocol import ConnectionProtocol, ServerState
 from mutls.server.proxied import proxy_notes
@@ -112,28 +112,26 @@ def startup_warnings(config: ServerConfig, tls_context: ServerContext | None) ->
     return [*tls_context.warnings, *tls_context.validate(config.verify)]
 
 
-def announce(
-    config: ServerConfig, sockets: list[socket.socket], warnings: list[str], out: TextIO
-) -> None:
-    """The startup lines: the URLs, the mode and policy, the app, the warnings."""
+def announce(config: ServerConfig, sockets: list[socket.socket], warnings: list[str]) -> None:
+    """The startup lines, logged (``mutls: serving on https://...``): the URLs, the mode and
+    policy, the app, the warnings."""
     for url in urls(config, sockets):
-        print(f"mutls: serving on {url}", file=out)
-    print(f"mutls: {describe_mode(config)}", file=out)
+        startup_log.info("serving on %s", url)
+    startup_log.info("%s", describe_mode(config))
     if config.tls:
         from mutls.tls import OPENSSL_VERSION
 
-        print(f"mutls: TLS by {OPENSSL_VERSION} (the library of Python's ssl module)", file=out)
+        startup_log.info("TLS by %s (the library of Python's ssl module)", OPENSSL_VERSION)
     what = _app_name(config.app) or "the test page at /cctest.aspx" + (
         f" and static files from {config.root}" if config.root else ""
     )
-    print(f"mutls: app: {what}", file=out)
+    startup_log.info("app: %s", what)
     if config.workers > 1:
-        print(f"mutls: {config.workers} worker processes", file=out)
+        startup_log.info("%d worker processes", config.workers)
     for note in proxy_notes(config):
-        print(f"mutls: {note}", file=out)
+        startup_log.info("%s", note)
     for warning in warnings:
-        print(f"mutls: WARNING: {warning}", file=out)
-    out.flush()
+        startup_log.warning("%s", warning)
 
 
 class Server:
@@ -149,6 +147,7 @@ class Server:
         self._chores: list[asyncio.Task[None]] = []
         #: this server's own generations (``None`` in a worker: its supervisor reloads).
         self.reloader: Reloader | None = None
+        self._owns_metrics = False
 
     @property
     def ports(self) -> list[int]:
@@ -176,9 +175,18 @@ class Server:
             generation = self.reloader.current
         if app is None:
             app = config.load_app()
+        # /metrics listens before the server's port does: whoever waits for that port finds
+        # /health answering (503 until ready)
+        row, self._owns_metrics = metrics.row_for_server(config, generation.tls_context)
         if self.sockets is None:
-            self.sockets = bind_sockets(config)
+            try:
+                self.sockets = bind_sockets(config)
+            except ServerStartError:
+                self.close_metrics()
+                raise
         self.state = ServerState(config, app, generation.tls_context, generation.forwarding)
+        self.state.access_log = access_log_enabled()  # once, not per request
+        self.state.metrics = row
         await app.startup()
         loop = asyncio.get_running_loop()
         state = self.state
@@ -194,8 +202,17 @@ class Server:
         if self.reloader is not None and config.reload_on_change:
             self._chores.append(loop.create_task(self._watch(config.watched_paths())))
         if out is not None:
-            announce(config, self.sockets, list(generation.warnings), out)
+            announce(config, self.sockets, list(generation.warnings))
+        if row is not None:
+            row.set_ready(True)
         self.started.set()
+
+    def close_metrics(self) -> None:
+        """Close the ``--metrics-address`` listener this server opened (its shutdown does;
+        this is for a server whose start failed)."""
+        if self._owns_metrics:
+            self._owns_metrics = False
+            metrics.stop()
 
     async def _watch(self, paths: tuple[str, ...]) -> None:
         """--reload-on-change: poll the files, reload when they changed and settled."""
@@ -221,6 +238,8 @@ class Server:
         if state is None:
             return
         state.stopping = True
+        if state.metrics is not None:
+            state.metrics.set_ready(False)  # /health: a load balancer stops sending here
         for server in self._servers:
             server.close()
         for conn in list(state.connections):
@@ -236,6 +255,7 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1)
         await state.app.shutdown()
+        self.close_metrics()
 
     def install_signal_handlers(self, *, reload: bool = True) -> None:
         """SIGTERM and SIGINT stop gracefully; SIGHUP (unless ``reload`` is off: a worker's
@@ -299,6 +319,7 @@ def run(config: ServerConfig, *, on_ready: Callable[[Server], None] | None = Non
     try:
         loop.run_until_complete(main())
     finally:
+        server.close_metrics()  # when the start failed (else the shutdown closed it)
         remove_pidfile(config)
         loop.close()
     log.info("stopped")

@@ -61,6 +61,7 @@ class RunningServer:
             await self.server.prepare(out=None)
         except BaseException as exc:
             self.error = exc
+            self.server.close_metrics()
             return
         finally:
             self._ready.set()

@@ -14,6 +14,9 @@ and exit, at once when nothing is in flight. Until then the old generation serve
 of the current generation that dies is replaced by one of the current generation (never of an
 older one: it judges by the trust in force); old workers exiting are not crashes.
 SIGTERM/SIGINT are passed on to every worker.
+ With ``--metrics-address`` the supervisor serves ``/metrics`` itself: every
+worker is forked by :func:`mutls.server.metrics.fork_worker` (a row of counters of its own) and
+reported to :func:`mutls.server.metrics.worker_exited` once reaped (its counts stay summed).
 """
 
 from __future__ import annotations
@@ -23,14 +26,13 @@ import os
 import select
 import signal
 import struct
-import sys
 import time
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from mutls.errors import MutlsError
-from mutls.server import systemd
+from mutls.server import metrics, systemd
 from mutls.server.config import ServerConfig
 from mutls.server.log import log
 from mutls.server.reload import Generation, Reloader
@@ -71,13 +73,15 @@ def run_workers(config: ServerConfig) -> int:
     reloader = Reloader(config)
     app = config.load_app()  # imported once: an import error stops us before any fork
     sockets = bind_sockets(config)
-    announce(config, sockets, list(reloader.current.warnings), sys.stderr)
+    metrics.start(config, reloader.current.tls_context, workers=config.workers)  # before forks
+    announce(config, sockets, list(reloader.current.warnings))
     write_pidfile(config)
     try:
         Supervisor(reloader, app, sockets).run()
     finally:
         for sock in sockets:
             sock.close()
+        metrics.stop()
         remove_pidfile(config)
     log.info("stopped")
     return 0
@@ -211,6 +215,7 @@ class Supervisor:
             if pid == 0:
                 return
             worker = self.workers.pop(pid, None)
+            metrics.worker_exited(pid)  # its counts stay counted; its slot is free
             self._told.discard(pid)
             if worker is None or self.stopping or worker.generation != self.current.number:
                 continue  # a retired worker's exit is no crash
@@ -237,7 +242,7 @@ class Supervisor:
         # in the child, which would then serve, told to stop but deaf to it.
         signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS)
         try:
-            pid = os.fork()
+            pid = metrics.fork_worker()
         except BaseException:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SUPERVISOR_SIGNALS)
             raise
