@@ -24,6 +24,7 @@ from mutls.tls.options import (
     ClientCertMode,
     VerifyPolicy,
 )
+from mutls.ws.session import WebSocketLimits
 
 if TYPE_CHECKING:
     from mutls.apps.base import HTTPApp
@@ -104,6 +105,9 @@ class ServerConfig:
     #: ``--allow FILE`` and ``--remote-user``: which valid certificates may call, and the
     #: ``REMOTE_USER`` they name (:mod:`mutls.authz`).
     access: Access | None = None
+    #: ``--ws-max-size``, ``--ws-max-queue``, ``--ws-ping-interval``, ``--ws-ping-timeout``,
+    #: ``--ws-close-timeout``: what one WebSocket may cost (:mod:`mutls.ws`).
+    websocket: WebSocketLimits = field(default_factory=WebSocketLimits)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -172,6 +176,7 @@ class ServerConfig:
         self._validate_timeouts()
         self._validate_limits()
         self._validate_trust_files()
+        self._validate_websocket()
 
     def _validate_forwarding(self) -> None:
         if not self.trusted_proxies and self.forwarded_cert_header is None:
@@ -244,6 +249,22 @@ class ServerConfig:
             raise UsageError(
                 f"--min-chunk-average {limits.min_chunk_average}: must be 0 (no limit) or more"
             )
+
+    def _validate_websocket(self) -> None:
+        ws = self.websocket
+        if ws.max_message_bytes < 1:
+            raise UsageError(f"--ws-max-size {ws.max_message_bytes}: must be at least 1 byte")
+        if ws.max_queue < 1:
+            raise UsageError(f"--ws-max-queue {ws.max_queue}: must be at least 1")
+        for flag, seconds in (
+            ("--ws-ping-interval", ws.ping_interval),
+            ("--ws-ping-timeout", ws.ping_timeout),
+            ("--ws-close-timeout", ws.close_timeout),
+        ):
+            if seconds is None and flag == "--ws-ping-interval":
+                continue
+            if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
+                raise UsageError(f"{flag} {seconds}: must be a positive number of seconds")
 
     @property
     def queued_requests(self) -> int:

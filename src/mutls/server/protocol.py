@@ -26,7 +26,7 @@ from mutls.http.response import simple_response
 from mutls.server.channel import Channel
 from mutls.server.config import ServerConfig
 from mutls.server.deadlines import ConnectionDeadlines
-from mutls.server.intake import MAX_PENDING_EVENTS, PlaintextIntake
+from mutls.server.intake import MAX_PENDING_EVENTS
 from mutls.server.log import (
     log,
     log_access,
@@ -36,8 +36,10 @@ from mutls.server.log import (
     printable,
 )
 from mutls.server.watchdog import AppWatchdog
+from mutls.server.websocket import WebSocketIntake, start_websocket
 from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
 from mutls.tls.context import ServerContext
+from mutls.ws.handshake import wants_websocket
 
 PLAIN_HTTP_ON_TLS_PORT = "this is an HTTPS port: use https:// to talk to it"
 
@@ -63,7 +65,7 @@ class ServerState:
         self.certificate_names = self.config.certificate_header_names
 
 
-class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol):
+class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, asyncio.Protocol):
     """Bytes in from the socket, through TLS and HTTP, to the app and back."""
 
     def __init__(self, state: ServerState) -> None:
@@ -287,6 +289,9 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
         self._shutdown()
 
     def _dispatch(self, request: Request, body: bytes) -> None:
+        if self.http.upgrade_data is not None and wants_websocket(request):
+            start_websocket(self, request)  # the connection is the WebSocket's from here
+            return
         channel = Channel(self, self.http.respond(request, closing=self.closing))
         self.task = self.loop.create_task(self._run(request, body, channel))
 
@@ -367,6 +372,8 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
     def close_when_idle(self) -> None:
         """Graceful stop: close now if no request runs, else after its response."""
         self._closing = True
+        if self.websocket is not None:
+            self.websocket.going_away()
         if self.task is None:
             self._shutdown()
 
