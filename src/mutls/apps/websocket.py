@@ -95,6 +95,8 @@ async def run_websocket(
     failed = False
     try:
         await app(scope, exchange.receive, exchange.send)
+    except ClientDisconnected:  # the client left while the app spoke: its leaving, no app bug
+        log.debug("ASGI app %r sent on a closed WebSocket", app)
     except Exception:
         log.exception("ASGI app %r failed on a WebSocket", app)
         failed = True
