@@ -8,6 +8,7 @@ codes and reasons, limits and graceful shutdown behave as docs/server.md says.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import socket
@@ -86,6 +87,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             "headers": {k.decode(): v.decode() for k, v in scope["headers"]},
         }
         await send({"type": "websocket.send", "text": json.dumps(seen)})
+    if path == "/slow":  # takes its messages late: the queue fills, the socket is not read
+        await asyncio.sleep(2)
     if path == "/flood":  # a client that stops reading is dropped by --timeout-send
         try:
             while True:
@@ -412,6 +415,18 @@ def test_a_client_that_answers_no_ping_is_closed_1011() -> None:
         assert b"\x88" in data and b"\x03\xf3keepalive ping timeout" in data
         assert seen() == ("called", "/echo")
         assert seen() == ("disconnect", 1011, "keepalive ping timeout")
+
+
+def test_an_app_slow_to_receive_holds_the_client_back_and_loses_nothing() -> None:
+    """A full queue stops reading the socket; the pings' pongs wait unread meanwhile, which
+    is the app's slowness, not a dead client: no 1011, and every message arrives in order."""
+    limits = WebSocketLimits(max_queue=1, ping_interval=0.1, ping_timeout=0.2)
+    with plain(websocket=limits) as running:
+        with connect(f"ws://127.0.0.1:{running.ports[0]}/slow", ping_interval=None) as ws:
+            sent = [f"message {n}" for n in range(50)]
+            for text in sent:
+                ws.send(text)
+            assert [ws.recv(timeout=15) for _ in sent] == sent
 
 
 def test_websockets_client_pings_are_answered() -> None:

@@ -167,8 +167,8 @@ class WebSocketLink:
         """Take the session's events while the queue has room; send what it has to send."""
         session = self.session
         assert session is not None
-        while self.result is None and len(self.queue) < self.limits.max_queue:
-            event = session.next_event()
+        while self.result is None and (len(self.queue) < self.limits.max_queue or session.closing):
+            event = session.next_event()  # (once closing, messages are dropped, not queued)
             if event is None:
                 break
             if isinstance(event, Message):
@@ -186,7 +186,7 @@ class WebSocketLink:
                 self.conn._shutdown()  # the server closes TCP first (RFC 6455 section 7.1.1)
         if self.queue or self.result is not None:
             self._notify()
-        self._read(len(self.queue) < self.limits.max_queue)
+        self._read(len(self.queue) < self.limits.max_queue or session.closing)
 
     def _read(self, on: bool) -> None:
         transport = self.conn.transport
@@ -195,8 +195,11 @@ class WebSocketLink:
         self._reading_paused = not on
         if on:
             transport.resume_reading()
-        else:
-            transport.pause_reading()
+            return
+        transport.pause_reading()
+        if self._ping_payload is not None:  # its pong waits unread behind the app's messages:
+            self._ping_payload = None  # the app is the slow one, not the client
+            self._cancel_deadline()
 
     def _flush(self) -> None:
         assert self.session is not None
@@ -294,7 +297,7 @@ class WebSocketLink:
         session = self.session
         if session is None or not session.open or self.conn.lost:
             return
-        if self._ping_payload is None:
+        if self._ping_payload is None and not self._reading_paused:
             self._ping_payload = os.urandom(4)
             session.ping(self._ping_payload)
             self._flush()
