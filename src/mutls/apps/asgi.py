@@ -123,7 +123,6 @@ class ASGIAdapter:
                 log.error("ASGI app %r returned without a response", self.app)
             await send_text(channel, 500, "internal server error")
 
-
     # -- websocket ---------------------------------------------------------------------------
 
     async def handle_websocket(

@@ -246,8 +246,7 @@ WEBSOCKET_OPTIONS = {
     "ping_timeout": (
         "--ws-ping-timeout",
         "SECONDS",
-        "seconds for the pong to come back, else the WebSocket closes with 1011 "
-        "(default {:g})",
+        "seconds for the pong to come back, else the WebSocket closes with 1011 (default {:g})",
     ),
     "close_timeout": (
         "--ws-close-timeout",

@@ -43,6 +43,8 @@ NEEDS_ASGI = (
     "WebSocket needs an ASGI app: this server runs a WSGI app (or the test page), "
     "which cannot take a WebSocket"
 )
+#: bytes of the app's messages held back to leave together at the end of a turn.
+COALESCE_BYTES = 64 * 1024
 #: bytes a client may send after its handshake before the app accepts it.
 MAX_EARLY_BYTES = 64 * 1024
 
@@ -128,6 +130,7 @@ class WebSocketLink:
         self._ping_payload: bytes | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._http: Channel | None = None
+        self._flush_handle: asyncio.Handle | None = None
         self.status = 0
         self.sent = 0
 
@@ -179,11 +182,13 @@ class WebSocketLink:
                     self._cancel_deadline()
             else:
                 self.result = event
-        self._flush()
         if self.result is not None:
+            self._flush()
             self._stop_clocks()
             if not self.conn.lost:
                 self.conn._shutdown()  # the server closes TCP first (RFC 6455 section 7.1.1)
+        elif session.pending_bytes:  # pongs: with the app's answers, at the end of the turn
+            self._flush_soon()
         if self.queue or self.result is not None:
             self._notify()
         self._read(len(self.queue) < self.limits.max_queue or session.closing)
@@ -201,8 +206,15 @@ class WebSocketLink:
             self._ping_payload = None  # the app is the slow one, not the client
             self._cancel_deadline()
 
+    def _flush_soon(self) -> None:
+        if self._flush_handle is None:
+            self._flush_handle = self.conn.loop.call_soon(self._flush)
+
     def _flush(self) -> None:
         assert self.session is not None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         out = self.session.data_to_send()
         if out:
             self.conn.write(out)
@@ -249,12 +261,20 @@ class WebSocketLink:
         return self.result.code, self.result.reason
 
     async def send(self, data: str | bytes) -> None:
-        """One message to the client; waits while it does not read."""
+        """One message to the client; waits while it does not read.
+
+        The frames an app sends in one turn of the event loop leave together, at its end (one
+        TLS record and one write for a burst of echoes, not one per message); past
+        :data:`COALESCE_BYTES` they leave at once, and the app waits while the client does not
+        read them."""
         session = self.session
         if session is None or not session.open or self.result is not None or self.conn.lost:
             raise ClientDisconnected("the WebSocket is closed")
         session.send(data)
         self.sent += len(data)
+        if session.pending_bytes < COALESCE_BYTES:
+            self._flush_soon()
+            return
         self._flush()
         if self.conn.write_paused:
             await self.conn.drain()

@@ -203,6 +203,11 @@ class WebSocketSession:
         self.closing = True
         self._out += self._ws.send(CloseConnection(code=code, reason=reason or None))
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes queued for the client and not yet taken."""
+        return len(self._out)
+
     def data_to_send(self) -> bytes:
         """The bytes queued for the client since the last call."""
         out = bytes(self._out)
