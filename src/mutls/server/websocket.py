@@ -126,6 +126,8 @@ class WebSocketLink:
         self.result: Closed | None = None
         self._wake: asyncio.Future[None] | None = None
         self._reading_paused = False
+        #: the queue filled before the session's events were all taken.
+        self._full = False
         self._ping: asyncio.TimerHandle | None = None
         self._ping_payload: bytes | None = None
         self._deadline: asyncio.TimerHandle | None = None
@@ -170,8 +172,12 @@ class WebSocketLink:
         """Take the session's events while the queue has room; send what it has to send."""
         session = self.session
         assert session is not None
-        while self.result is None and (len(self.queue) < self.limits.max_queue or session.closing):
-            event = session.next_event()  # (once closing, messages are dropped, not queued)
+        self._full = False
+        while self.result is None:
+            if len(self.queue) >= self.limits.max_queue and not session.closing:
+                self._full = True  # (once closing, messages are dropped, not queued)
+                break
+            event = session.next_event()
             if event is None:
                 break
             if isinstance(event, Message):
@@ -254,7 +260,7 @@ class WebSocketLink:
             await self._wait()
         if self.queue:
             data = self.queue.popleft()
-            if self.result is None and self.session is not None:
+            if (self._full or self._reading_paused) and self.result is None:
                 self._pump()  # room in the queue: parse on, read on
             return data
         assert self.result is not None
