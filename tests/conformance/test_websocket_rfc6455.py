@@ -248,3 +248,23 @@ def test_deflate_offered_is_not_accepted(port: int) -> None:
         assert b"sec-websocket-extensions" not in head.lower()
         sock.sendall(frame(TEXT, b"x", rsv=4))  # a compressed frame without the extension
         assert close_of(sock)[0] == 1002
+
+
+def test_frames_sent_with_the_handshake_are_kept_for_after_the_accept(port: int) -> None:
+    """A client may pipeline its first frames behind its handshake (in the same read, or in a
+    read the HTTP side had queued): they are the WebSocket's once the app accepts."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            f"GET / HTTP/1.1\r\n{UPGRADE}{KEY}{V13}\r\n".encode()
+            + frame(TEXT, b"early")
+            + frame(BINARY, b"\x01" * 100_000)  # more than the parser takes in one turn
+            + frame(PING, b"p")
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101")
+        got = [echoed(sock) for _ in range(3)]
+        # the pong may come first: the server answers pings as it reads them, the app later
+        assert [g for g in got if g[0] != PONG] == [(TEXT, b"early"), (BINARY, b"\x01" * 100_000)]
+        assert (PONG, b"p") in got
