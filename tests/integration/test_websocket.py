@@ -459,3 +459,43 @@ def test_the_flags_reach_the_config() -> None:
     assert serve.config_from_args(serve.build_parser().parse_args([])).websocket == (
         WebSocketLimits()
     )
+
+
+def test_behind_a_trusted_proxy_the_forwarded_certificate_is_judged_alike(
+    mutls_ca: Any, mutls_client_cert: Any
+) -> None:
+    """A proxy (here: the client, from 127.0.0.1) forwards the certificate in X-Client-Cert:
+    the websocket scope gets its verdict; strict refuses a foreign one with 403 before the app."""
+    import urllib.parse
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from mutls.pki import CertificateAuthority, TrustMaterial
+    from mutls.tls import ClientCertMode, VerifyPolicy
+
+    def header(cert: Any) -> dict[str, str]:
+        pem = cert.certificate.public_bytes(Encoding.PEM)
+        return {"X-Client-Cert": urllib.parse.quote_from_bytes(pem, safe=b"")}
+
+    config = ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        app=app,
+        trusted_proxies=("127.0.0.1",),
+        forwarded_cert_header="X-Client-Cert",
+        client_cert=ClientCertMode.OPTIONAL,
+        verify=VerifyPolicy.STRICT,
+        trust=TrustMaterial(anchors=(mutls_ca.certificate,)),
+    )
+    stranger = mutls_client_cert("CN=stranger", issuer=CertificateAuthority.create("CN=other"))
+    with serve_in_thread(config) as running:
+        url = f"ws://127.0.0.1:{running.ports[0]}/scope"
+        with connect(url, additional_headers=header(mutls_client_cert("CN=proxied"))) as ws:
+            got = json.loads(ws.recv(timeout=10))
+        assert got["verify"] == "SUCCESS" and got["valid"] is True and got["same"] is True
+        assert seen() == ("called", "/scope")
+        assert seen() == ("disconnect", 1000, "")
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, additional_headers=header(stranger))
+        assert refused.value.response.status_code == 403
+        assert nothing_seen()
