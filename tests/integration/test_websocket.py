@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import queue
 import socket
 import ssl
@@ -89,6 +90,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "websocket.send", "text": json.dumps(seen)})
     if path == "/slow":  # takes its messages late: the queue fills, the socket is not read
         await asyncio.sleep(2)
+    if path == "/stuck":  # takes no message until the server stops
+        await asyncio.sleep(3600)
     if path == "/flood":  # a client that stops reading is dropped by --timeout-send
         try:
             while True:
@@ -368,6 +371,30 @@ def test_graceful_shutdown_closes_websockets_with_1001() -> None:
         stopper.join(20)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
     assert ("disconnect", 1001, "server shutting down") in [seen(), seen()]
+
+
+def test_shutdown_reads_the_clients_close_past_a_full_queue(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The app takes nothing, the queue is full, the socket unread: the server's 1001 still
+    gets the client's close read (not waited out by --ws-close-timeout)."""
+    limits = WebSocketLimits(max_queue=1, close_timeout=5)
+    config = ServerConfig(
+        host="127.0.0.1", port=0, app=app, websocket=limits, timeouts=Timeouts(graceful=20)
+    )
+    running = serve_in_thread(config)
+    with caplog.at_level(logging.INFO, logger="mutls"), running as server:
+        with connect(f"ws://127.0.0.1:{server.ports[0]}/stuck", ping_interval=None) as ws:
+            assert seen() == ("called", "/stuck")
+            for n in range(20):
+                ws.send(f"unread {n}")
+            stopper = threading.Thread(target=server.stop, kwargs={"timeout": 30})
+            stopper.start()
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=15)
+            stopper.join(30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    assert "did not answer the WebSocket close" not in caplog.text
 
 
 def raw_upgrade(port: int, path: str) -> socket.socket:

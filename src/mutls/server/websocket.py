@@ -297,6 +297,8 @@ class WebSocketLink:
         self._flush()
         self._stop_clocks()
         self._deadline = self.conn.loop.call_later(self.limits.close_timeout, self._close_due)
+        if self._reading_paused:  # the client's close may wait behind a full queue: read on
+            self._pump()  # (messages after our close are dropped, so the queue grows no more)
 
     def response(self) -> Channel:
         """The HTTP response in place of the ``101`` (the connection closes after it)."""
