@@ -61,6 +61,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     if path == "/raise":
         raise RuntimeError("the app fails before accepting")
+    if path == "/bad-subprotocol":  # one the client did not offer: the app's mistake, a 500
+        await send({"type": "websocket.accept", "subprotocol": "never-offered"})
     offered = scope["subprotocols"]
     await send(
         {
@@ -256,7 +258,8 @@ def test_a_denial_response(mutls_server: Any, mutls_client_cert: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "status"), [("/close-first", 403), ("/no-accept", 403), ("/raise", 500)]
+    ("path", "status"),
+    [("/close-first", 403), ("/no-accept", 403), ("/raise", 500), ("/bad-subprotocol", 500)],
 )
 def test_an_app_that_does_not_accept(
     mutls_server: Any, mutls_client_cert: Any, path: str, status: int
