@@ -6,8 +6,10 @@ docs/server.md, "WebSocket").
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,6 +36,11 @@ MAX = 100_000
 
 
 async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "http":  # slow, so that frames arrive while it runs
+        await asyncio.sleep(0.3)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
     if scope["type"] != "websocket":
         return
     await receive()
@@ -268,3 +275,21 @@ def test_frames_sent_with_the_handshake_are_kept_for_after_the_accept(port: int)
         # the pong may come first: the server answers pings as it reads them, the app later
         assert [g for g in got if g[0] != PONG] == [(TEXT, b"early"), (BINARY, b"\x01" * 100_000)]
         assert (PONG, b"p") in got
+
+
+def test_frames_behind_a_handshake_pipelined_after_a_request_are_kept(port: int) -> None:
+    """GET, then the handshake, in one write; frames in the next, while the GET still runs:
+    the GET is answered, then the 101, then the frames' echoes (none lost to the HTTP side)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
+            + f"GET / HTTP/1.1\r\n{UPGRADE}{KEY}{V13}\r\n".encode()
+        )
+        time.sleep(0.1)  # (a read of its own: not the one the handshake came in)
+        sock.sendall(frame(TEXT, b"behind") + frame(BINARY, b"two"))
+        heads = b""
+        while heads.count(b"\r\n\r\n") < 2:
+            heads += sock.recv(1)
+        assert heads.startswith(b"HTTP/1.1 204 ") and b"HTTP/1.1 101 " in heads
+        assert echoed(sock) == (TEXT, b"behind")
+        assert echoed(sock) == (BINARY, b"two")

@@ -115,3 +115,21 @@ def test_text_is_weighed_in_utf8_bytes() -> None:
     assert session.next_event() == Message("€€")
     session.receive_data(frame(TEXT, "€€€".encode()))  # 3 characters, 9 bytes: too big
     assert session.next_event() == Closed(1009, "message too big")
+
+
+def test_the_http_side_keeps_what_follows_an_upgrade_bounded() -> None:
+    from mutls.http.connection import MAX_UPGRADE_DATA, HTTPConnection
+
+    conn = HTTPConnection()
+    conn.receive_data(
+        b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nab"
+    )
+    assert conn.upgrade_data == b"ab"
+    conn.receive_data(b"cd")  # a later read, while an earlier request still runs
+    assert conn.upgrade_data == b"abcd"
+    for _ in range(3):
+        conn.receive_data(b"x" * MAX_UPGRADE_DATA)
+    assert len(conn.upgrade_data) <= 2 * MAX_UPGRADE_DATA + 4  # then dropped
+    plain = HTTPConnection()
+    plain.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert plain.upgrade_data is None

@@ -39,6 +39,9 @@ from mutls.http.forwarded import KNOWN_NAMES, KNOWN_PREFIXES
 from mutls.http.framing import Framing, InputSlicer
 from mutls.http.response import ResponseWriter
 
+#: bytes kept after a request that switches protocols, for the protocol it switches to; past
+#: this much, what follows is dropped (and the WebSocket side refuses the connection).
+MAX_UPGRADE_DATA = 64 * 1024
 _UNDERSCORE = ord("_")  # an int: `in` is then one memchr (a 1-byte bytes needle is slower)
 
 
@@ -127,6 +130,9 @@ class HTTPConnection:
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the client; ``b""`` means the client closed its side."""
         if self._failed or self._upgraded:
+            upgrade_data = self.upgrade_data
+            if upgrade_data is not None and data and len(upgrade_data) <= MAX_UPGRADE_DATA:
+                self.upgrade_data = upgrade_data + data  # (an earlier request still runs)
             return
         if not data:
             self.peer_closed = True

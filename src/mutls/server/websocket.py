@@ -22,7 +22,7 @@ from mutls.apps.websocket import ClientDisconnected
 from mutls.http.events import Headers, Request
 from mutls.http.response import simple_response
 from mutls.server.channel import Channel
-from mutls.server.intake import PlaintextIntake
+from mutls.server.intake import FEED_PER_TURN, PlaintextIntake
 from mutls.server.log import log, log_access, peer, printable
 from mutls.ws.handshake import Handshake, HandshakeError, accept_response, check_handshake
 from mutls.ws.session import (
@@ -78,6 +78,10 @@ def start_websocket(conn: ConnectionProtocol, request: Request) -> None:
     if conn._backlog:  # plaintext that waited for its turn is the WebSocket's too
         trailing += bytes(conn._backlog)
     conn._stop_intake()
+    if len(trailing) > MAX_EARLY_BYTES + FEED_PER_TURN:
+        log.info("%s sent too much before its WebSocket was accepted", peer(conn.client))
+        conn.abort()
+        return
     if conn._reading_paused and conn.transport is not None:  # paused for the backlog's turns
         conn._reading_paused = False
         conn.transport.resume_reading()
