@@ -45,7 +45,7 @@ async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
-    limits = WebSocketLimits(max_message_bytes=MAX, ping_interval=0.2, ping_timeout=0.3)
+    limits = WebSocketLimits(max_message_bytes=MAX, ping_interval=0.2, ping_timeout=1.0)
     config = ServerConfig(host="127.0.0.1", port=0, app=echo, websocket=limits)
     with serve_in_thread(config) as running:
         yield running.ports[0]
@@ -127,7 +127,10 @@ def test_any_frames_get_echoes_or_a_clean_close(
             assert closed_with in SERVER_CODES, closed_with
     with upgrade(port) as fresh:  # the server still serves
         fresh.sendall(frame(TEXT, b"alive"))
-        assert read_frame(fresh) == (TEXT, b"alive", True)
+        got = read_frame(fresh)
+        while got is not None and got[0] == 0x9:  # the server's pings (0.2 s apart) may come first
+            got = read_frame(fresh)
+        assert got == (TEXT, b"alive", True)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
