@@ -450,7 +450,7 @@ def test_a_client_that_answers_no_ping_is_closed_1011() -> None:
 def test_an_app_slow_to_receive_holds_the_client_back_and_loses_nothing() -> None:
     """A full queue stops reading the socket; the pings' pongs wait unread meanwhile, which
     is the app's slowness, not a dead client: no 1011, and every message arrives in order."""
-    limits = WebSocketLimits(max_queue=1, ping_interval=0.1, ping_timeout=0.2)
+    limits = WebSocketLimits(max_queue=1, ping_interval=0.1, ping_timeout=1.0)
     with plain(websocket=limits) as running:
         with connect(f"ws://127.0.0.1:{running.ports[0]}/slow", ping_interval=None) as ws:
             sent = [f"message {n}" for n in range(50)]
