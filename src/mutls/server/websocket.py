@@ -71,20 +71,26 @@ class WebSocketIntake(PlaintextIntake):
         if self.websocket is not None:
             self.websocket.connection_lost()
 
+    def _hand_over(self) -> bytes:
+        """Stop feeding the HTTP parser; the plaintext that followed the upgrading request
+        (what the parser kept, then what waited for its turn), and the socket read again."""
+        trailing = self.http.upgrade_data or b""
+        if self._backlog:
+            trailing += bytes(self._backlog)
+        self._stop_intake()
+        if self._reading_paused and self.transport is not None:  # paused for the backlog
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return trailing
+
 
 def start_websocket(conn: ConnectionProtocol, request: Request) -> None:
     """Take over ``conn`` for the WebSocket ``request`` asks for (or refuse it by HTTP)."""
-    trailing = conn.http.upgrade_data or b""
-    if conn._backlog:  # plaintext that waited for its turn is the WebSocket's too
-        trailing += bytes(conn._backlog)
-    conn._stop_intake()
+    trailing = conn._hand_over()
     if len(trailing) > MAX_EARLY_BYTES + FEED_PER_TURN:
         log.info("%s sent too much before its WebSocket was accepted", peer(conn.client))
         conn.abort()
         return
-    if conn._reading_paused and conn.transport is not None:  # paused for the backlog's turns
-        conn._reading_paused = False
-        conn.transport.resume_reading()
     try:
         handshake = check_handshake(request)
     except HandshakeError as exc:
