@@ -1,4 +1,5 @@
-"""The benchmark's app: the smallest ASGI app that answers every request with 200 ``ok``.
+"""The benchmark's app: the smallest ASGI app that answers every request with 200 ``ok``
+(and echoes every WebSocket message).
 
 Every Python server in the benchmark runs this same app, so what differs is the server.
 """
@@ -29,6 +30,18 @@ async def app(
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["type"] == "websocket":  # the echo of the "WebSocket echo msgs/s" row
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] == "websocket.receive":
+            await send(
+                {
+                    "type": "websocket.send",
+                    "text": message.get("text"),
+                    "bytes": message.get("bytes"),
+                }
+            )
+        return
     if scope["type"] != "http":
         return
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})

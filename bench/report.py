@@ -11,6 +11,7 @@ METRICS = {
     "new": ("full mTLS handshakes/s", "CPU µs per full handshake"),
     "keepalive": ("keep-alive req/s", "CPU µs per keep-alive req"),
     "resume": ("resumed handshakes/s", "CPU µs per resumed"),
+    "ws": ("WebSocket echo msgs/s", "CPU µs per WebSocket msg"),
 }
 REFERENCES = ("uvicorn", "nginx")
 

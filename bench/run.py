@@ -47,9 +47,15 @@ from report import (
     summarise,
     targets_table,
 )
+from wsload import measure_ws
 
 #: connections the generator keeps busy per metric: enough to keep one server core saturated.
-CONNECTIONS = {"new": 16, "resume": 16, "keepalive": 32}
+CONNECTIONS = {"new": 16, "resume": 16, "keepalive": 32, "ws": 16}
+#: the WebSocket echo row: messages in flight per connection, bytes per message.
+WS_DEPTH, WS_SIZE = 16, 32
+#: every figure, in the order measured; "ws" only for the servers that take WebSockets here.
+ALL_METRICS = ("new", "keepalive", "resume", "ws")
+WS_KINDS = ("uvicorn", "mutls")
 RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 
@@ -68,6 +74,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="key types, comma-separated (ecdsa-p256,rsa-2048); RSA measures full handshakes",
     )
     p.add_argument("--peers", help="only these servers, comma-separated (e.g. nginx,uvicorn)")
+    p.add_argument(
+        "--metrics",
+        default=",".join(ALL_METRICS),
+        help="only these figures, comma-separated (new,keepalive,resume,ws; e.g. "
+        "--metrics ws --peers uvicorn,mutls --idle 0 for the WebSocket row alone)",
+    )
     p.add_argument("--no-install", action="store_true", help="never install (fail instead)")
     p.add_argument("--note", help="a sentence put at the top of the report (e.g. the load)")
     p.add_argument("--results-md", type=Path, default=RESULTS_MD, help="where the table goes")
@@ -78,6 +90,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.warmup = args.warmup if args.warmup is not None else (0.3 if quick else 0.75)
     args.idle = args.idle if args.idle is not None else (1000 if quick else 10000)
     args.keys = [k.strip() for k in args.keys.split(",") if k.strip()]
+    args.metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    for metric in args.metrics:
+        if metric not in ALL_METRICS:
+            p.error(f"--metrics: unknown figure {metric!r}; use {', '.join(ALL_METRICS)}")
     for key in args.keys:
         if key not in KEY_TYPES:
             p.error(f"--keys: unknown key type {key!r}; use {', '.join(KEY_TYPES)}")
@@ -142,9 +158,14 @@ def run_rounds(
         # rotate who goes first so no server always runs right after the same neighbour
         order = peers[round_no % len(peers) :] + peers[: round_no % len(peers)]
         for key in args.keys:
-            metrics = ("new", "keepalive", "resume") if key == "ecdsa-p256" else ("new",)
+            mine = ALL_METRICS if key == "ecdsa-p256" else ("new",)
             for peer in order:
                 if peer.name in skipped:
+                    continue
+                metrics = [
+                    m for m in mine if m in args.metrics and (m != "ws" or peer.kind in WS_KINDS)
+                ]
+                if not metrics:
                     continue
                 log(f"round {round_no + 1}/{args.rounds} {key} {peer.name}")
                 try:
@@ -153,16 +174,28 @@ def run_rounds(
                         port,
                     ):
                         for metric in metrics:
-                            m = measure(
-                                loadgen,
-                                port,
-                                pkis[key],
-                                pid,
-                                mode=metric,
-                                connections=CONNECTIONS[metric],
-                                warmup=args.warmup,
-                                duration=args.duration,
-                            )
+                            if metric == "ws":
+                                m = measure_ws(
+                                    port,
+                                    pkis[key],
+                                    pid,
+                                    connections=CONNECTIONS[metric],
+                                    depth=WS_DEPTH,
+                                    size=WS_SIZE,
+                                    warmup=args.warmup,
+                                    duration=args.duration,
+                                )
+                            else:
+                                m = measure(
+                                    loadgen,
+                                    port,
+                                    pkis[key],
+                                    pid,
+                                    mode=metric,
+                                    connections=CONNECTIONS[metric],
+                                    warmup=args.warmup,
+                                    duration=args.duration,
+                                )
                             samples[key].setdefault(peer.name, {}).setdefault(metric, [])
                             samples[key][peer.name][metric].append(_sample(m))
                 except ServerStartError as error:
@@ -288,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
                     "idle": args.idle,
                     "keys": args.keys,
                     "connections": CONNECTIONS,
+                    "metrics": args.metrics,
+                    "websocket": {"depth": WS_DEPTH, "message_bytes": WS_SIZE},
                     "quick": args.quick,
                 },
                 "versions": {

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mutls.apps.base import ResponseChannel, send_text
 from mutls.apps.facts import ConnectionFacts
 from mutls.errors import MutlsError
 from mutls.http.events import Headers, Request
+
+if TYPE_CHECKING:
+    from mutls.apps.websocket import WebSocketChannel
 
 log = logging.getLogger("mutls.app")
 
@@ -119,6 +122,20 @@ class ASGIAdapter:
             if not exchange.failed:
                 log.error("ASGI app %r returned without a response", self.app)
             await send_text(channel, 500, "internal server error")
+
+    # -- websocket ---------------------------------------------------------------------------
+
+    async def handle_websocket(
+        self,
+        request: Request,
+        subprotocols: tuple[str, ...],
+        facts: ConnectionFacts,
+        channel: WebSocketChannel,
+    ) -> None:
+        """Run the app for one WebSocket handshake (see :mod:`mutls.apps.websocket`)."""
+        from mutls.apps.websocket import run_websocket
+
+        await run_websocket(self.app, request, facts, self.state, subprotocols, channel)
 
 
 class _Exchange:

@@ -20,7 +20,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -33,6 +33,7 @@ from mutls.http.framing import FREE_CHUNKS
 from mutls.pki.identity import Identity
 from mutls.server.config import ServerConfig, Timeouts
 from mutls.tls.options import ClientCertMode, VerifyPolicy
+from mutls.ws.session import WebSocketLimits
 
 HELP = "serve a WSGI/ASGI app (or the test page) over HTTPS with client certificates"
 
@@ -303,6 +304,63 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
             metavar=metavar,
             help=text.format(getattr(limits, name)),
         )
+    add_websocket_options(parser)
+
+
+#: WebSocketLimits' fields: flag (uvicorn's names), type, metavar, help ({} = default).
+WEBSOCKET_OPTIONS = {
+    "max_message_bytes": (
+        "--ws-max-size",
+        "BYTES",
+        "a larger WebSocket message closes the WebSocket with 1009 (default {})",
+    ),
+    "max_queue": (
+        "--ws-max-queue",
+        "N",
+        "WebSocket messages received and not yet taken by the app; then the socket is not "
+        "read until it takes one (default {})",
+    ),
+    "ping_interval": (
+        "--ws-ping-interval",
+        "SECONDS",
+        "seconds between the server's pings on an open WebSocket (default {:g}; 0: no pings)",
+    ),
+    "ping_timeout": (
+        "--ws-ping-timeout",
+        "SECONDS",
+        "seconds for the pong to come back, else the WebSocket closes with 1011 (default {:g})",
+    ),
+    "close_timeout": (
+        "--ws-close-timeout",
+        "SECONDS",
+        "seconds the server's close waits for the client's before the connection is "
+        "dropped (default {:g})",
+    ),
+}
+
+
+def add_websocket_options(parser: argparse.ArgumentParser) -> None:
+    """The WebSocket limits (per-message deflate is never negotiated: docs/server.md)."""
+    defaults = WebSocketLimits()
+    group = parser.add_argument_group("WebSocket (ASGI apps)")
+    for name, (flag, metavar, text) in WEBSOCKET_OPTIONS.items():
+        kinds: dict[str, Callable[[str], Any]] = {"BYTES": size, "N": int, "SECONDS": float}
+        kind = kinds[metavar]
+        group.add_argument(
+            flag, type=kind, metavar=metavar, help=text.format(getattr(defaults, name))
+        )
+
+
+def websocket_from_args(args: argparse.Namespace) -> WebSocketLimits:
+    """``ServerConfig.websocket`` from the WebSocket flags that were given."""
+    given = {
+        name: getattr(args, flag[2:].replace("-", "_"), None)
+        for name, (flag, _metavar, _help) in WEBSOCKET_OPTIONS.items()
+    }
+    values = {name: value for name, value in given.items() if value is not None}
+    if values.get("ping_interval") == 0:
+        values["ping_interval"] = None
+    return replace(WebSocketLimits(), **values)
 
 
 def _default(name: str) -> object:
@@ -324,7 +382,11 @@ def limits_from_args(args: argparse.Namespace) -> dict[str, Any]:
         for name, (flag, _metavar, _help) in LIMIT_OPTIONS.items()
     }
     limits = replace(HTTPLimits(), **{k: v for k, v in sizes.items() if v is not None})
-    config: dict[str, Any] = {"timeouts": timeouts, "limits": limits}
+    config: dict[str, Any] = {
+        "timeouts": timeouts,
+        "limits": limits,
+        "websocket": websocket_from_args(args),
+    }
     for dest in ("max_connections", "threads", "thread_queue", "max_client_chain"):
         if getattr(args, dest, None) is not None:
             config[dest] = getattr(args, dest)

@@ -39,6 +39,9 @@ from mutls.http.forwarded import KNOWN_NAMES, KNOWN_PREFIXES
 from mutls.http.framing import Framing, InputSlicer
 from mutls.http.response import ResponseWriter
 
+#: bytes kept after a request that switches protocols, for the protocol it switches to; past
+#: this much, what follows is dropped (and the WebSocket side refuses the connection).
+MAX_UPGRADE_DATA = 64 * 1024
 _UNDERSCORE = ord("_")  # an int: `in` is then one memchr (a 1-byte bytes needle is slower)
 
 
@@ -110,6 +113,9 @@ class HTTPConnection:
         self._has_host = False
         self._failed = False
         self._upgraded = False
+        #: after a request that switches protocols: the bytes that followed its head in the
+        #: read that held it (a WebSocket's first frames), else ``None``.
+        self.upgrade_data: bytes | None = None
         #: the bytes being fed when they hold another protocol's name (see :meth:`on_url`).
         self._alien: bytes | None = None
         #: the read being parsed may hold a header name with '_'.
@@ -124,6 +130,9 @@ class HTTPConnection:
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the client; ``b""`` means the client closed its side."""
         if self._failed or self._upgraded:
+            upgrade_data = self.upgrade_data
+            if upgrade_data is not None and data and len(upgrade_data) <= MAX_UPGRADE_DATA:
+                self.upgrade_data = upgrade_data + data  # (an earlier request still runs)
             return
         if not data:
             self.peer_closed = True
@@ -152,9 +161,11 @@ class HTTPConnection:
                 self._fail(cause.status, cause.reason)
             else:  # pragma: no cover - a bug in a callback, answered rather than crashing
                 self._fail(400, "malformed request")
-        except httptools.HttpParserUpgrade:
-            # No protocol switching here (no WebSocket): answer this request, then close.
+        except httptools.HttpParserUpgrade as exc:
+            # No other request follows on this connection: the server answers this one (a
+            # WebSocket takes the bytes after it, see mutls.server.websocket), then closes.
             self._upgraded = True
+            self.upgrade_data = bytes(data[exc.args[0] :]) if exc.args else b""
             self._mark_last_request_closing()
         except httptools.HttpParserInvalidMethodError:
             self._fail(400, "malformed request: invalid method")
@@ -182,7 +193,10 @@ class HTTPConnection:
             while pos < end:
                 stop = slicer.cut(data, pos)
                 if stop > pos:
-                    feed(view[pos:stop])
+                    try:
+                        feed(view[pos:stop])
+                    except httptools.HttpParserUpgrade as exc:  # its offset is in the piece
+                        raise httptools.HttpParserUpgrade(pos + exc.args[0]) from None
                 if slicer.refusal is not None:
                     self._fail(*slicer.refusal)
                     return

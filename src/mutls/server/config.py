@@ -25,6 +25,7 @@ from mutls.tls.options import (
     ClientCertMode,
     VerifyPolicy,
 )
+from mutls.ws.session import WebSocketLimits
 
 if TYPE_CHECKING:
     from mutls.apps.base import HTTPApp
@@ -136,6 +137,9 @@ class ServerConfig:
     log_config: str | None = None
     #: ``--metrics-address HOST:PORT``: ``/metrics`` and ``/health`` over plain HTTP there.
     metrics_address: str | None = None
+    #: ``--ws-max-size``, ``--ws-max-queue``, ``--ws-ping-interval``, ``--ws-ping-timeout``,
+    #: ``--ws-close-timeout``: what one WebSocket may cost (:mod:`mutls.ws`).
+    websocket: WebSocketLimits = field(default_factory=WebSocketLimits)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -208,6 +212,7 @@ class ServerConfig:
         self._validate_trust_files()
         if self.ticket_key_files:
             self.ticket_keys()  # a UsageError naming the file, now rather than at the start
+        self._validate_websocket()
 
     def _validate_forwarding(self) -> None:
         self._validate_peers()
@@ -351,6 +356,22 @@ class ServerConfig:
             raise UsageError(
                 f"--min-chunk-average {limits.min_chunk_average}: must be 0 (no limit) or more"
             )
+
+    def _validate_websocket(self) -> None:
+        ws = self.websocket
+        if ws.max_message_bytes < 1:
+            raise UsageError(f"--ws-max-size {ws.max_message_bytes}: must be at least 1 byte")
+        if ws.max_queue < 1:
+            raise UsageError(f"--ws-max-queue {ws.max_queue}: must be at least 1")
+        for flag, seconds in (
+            ("--ws-ping-interval", ws.ping_interval),
+            ("--ws-ping-timeout", ws.ping_timeout),
+            ("--ws-close-timeout", ws.close_timeout),
+        ):
+            if seconds is None and flag == "--ws-ping-interval":
+                continue
+            if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
+                raise UsageError(f"{flag} {seconds}: must be a positive number of seconds")
 
     @property
     def queued_requests(self) -> int:

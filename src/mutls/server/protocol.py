@@ -28,7 +28,7 @@ from mutls.http.response import simple_response
 from mutls.server.channel import Channel
 from mutls.server.config import ServerConfig
 from mutls.server.deadlines import ConnectionDeadlines
-from mutls.server.intake import MAX_PENDING_EVENTS, PlaintextIntake
+from mutls.server.intake import MAX_PENDING_EVENTS
 from mutls.server.log import (
     HandshakeFailures,
     log,
@@ -41,8 +41,10 @@ from mutls.server.log import (
 from mutls.server.metrics import MetricsRow
 from mutls.server.proxied import ProxyHeaderIntake
 from mutls.server.watchdog import AppWatchdog
+from mutls.server.websocket import WebSocketIntake, start_websocket
 from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
 from mutls.tls.context import ServerContext
+from mutls.ws.handshake import wants_websocket
 
 PLAIN_HTTP_ON_TLS_PORT = "this is an HTTPS port: use https:// to talk to it"
 
@@ -80,7 +82,7 @@ class ServerState:
         self.proxy_headers = ProxyHeaders(self.peers) if relayed and self.peers else None
 
 
-class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake, asyncio.Protocol):
+class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake, asyncio.Protocol):
     """Bytes in from the socket, through TLS and HTTP, to the app and back."""
 
     def __init__(self, state: ServerState) -> None:
@@ -363,6 +365,9 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
         self._shutdown()
 
     def _dispatch(self, request: Request, body: bytes) -> None:
+        if self.http.upgrade_data is not None and wants_websocket(request):
+            start_websocket(self, request)  # the connection is the WebSocket's from here
+            return
         channel = Channel(self, self.http.respond(request, closing=self.closing))
         self.task = self.loop.create_task(self._run(request, body, channel))
 
@@ -458,6 +463,8 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, ProxyHeaderIntake
         closing either fails a request no client retries; a client reusing a kept-alive
         connection expects it may close (RFC 9112, 9.3.1)."""
         self._closing = True
+        if self.websocket is not None:
+            self.websocket.going_away()
         if self.task is None and self._idle and self._answered and not self.http_busy:
             self._shutdown()
 

@@ -1,0 +1,25 @@
+"""The bench's WebSocket echo row works: ``bench/wsload.py`` against ``mutls serve`` running the
+bench app, as ``bench/run.py --metrics ws`` runs it. Only that numbers come out is checked."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import peers  # noqa: E402
+import report  # noqa: E402
+from pki import make_pki  # noqa: E402
+from wsload import measure_ws  # noqa: E402
+
+
+def test_the_echo_row_measures_mutls(tmp_path: Path) -> None:
+    files = make_pki(tmp_path / "pki", "ecdsa-p256")
+    peer = next(p for p in peers.PEERS if p.name == "mutls strict")
+    with peers.running(peer, files, tmp_path / "work") as (pid, port):
+        m = measure_ws(port, files, pid, connections=2, depth=4, size=32, warmup=0.2, duration=0.5)
+    assert m.requests > 0 and m.errors == 0 and m.handshakes == 2
+    assert m.server_cpu_seconds >= 0 and m.cpu_us_per_request >= 0
+    assert "ws" in report.METRICS
