@@ -195,6 +195,18 @@ def test_proxy_headers_over_tls(test_pki: PKIFiles) -> None:
         assert seen["xff"] == "198.51.100.9, 203.0.113.7"
 
 
+def test_access_line_names_the_relayed_client(
+    test_pki: PKIFiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The access log names the client the app saw (as nginx's real_ip and uvicorn do), not
+    the proxy's socket address."""
+    caplog.set_level(logging.INFO, logger="mutls.access")
+    with serve_in_thread(tls_config(test_pki, proxy_headers=True)) as running:
+        tls_get(test_pki, running.ports[0], headers=XFF)
+    lines = [r.getMessage() for r in caplog.records if r.name == "mutls.access"]
+    assert len(lines) == 1 and lines[0].startswith("203.0.113.7:0 "), lines
+
+
 def test_proxy_headers_for_wsgi_on_keep_alive() -> None:
     """Each request of a kept-alive proxy connection carries its own client."""
     config = ServerConfig(

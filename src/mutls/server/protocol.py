@@ -423,7 +423,11 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
             if state.metrics is not None:
                 state.metrics.request(status, took)
             if state.access_log:
-                log_access(self.client, self.facts, request, status, sent, took)
+                # the client as the app saw it: a trusted proxy's relayed address (PROXY
+                # header, --proxy-headers), else the socket's peer
+                facts = self.facts
+                who = facts.client if facts is not None else self.client
+                log_access(who, facts, request, status, sent, took)
 
     # -- output and closing --------------------------------------------------------------------
 
