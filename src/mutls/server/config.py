@@ -15,6 +15,7 @@ from mutls.authz.access import Access
 from mutls.errors import MutlsError, UsageError
 from mutls.http.connection import HTTPLimits
 from mutls.http.forwarded import KNOWN_NAMES, ForwardedHeader
+from mutls.http.http2 import H2Limits
 from mutls.pki.identity import Identity
 from mutls.pki.trust import TrustMaterial
 from mutls.tls.options import (
@@ -22,6 +23,7 @@ from mutls.tls.options import (
     MAX_CLIENT_CHAIN,
     MIN_CLIENT_CHAIN,
     ClientCertMode,
+    HTTPVersions,
     VerifyPolicy,
 )
 
@@ -104,6 +106,10 @@ class ServerConfig:
     #: ``--allow FILE`` and ``--remote-user``: which valid certificates may call, and the
     #: ``REMOTE_USER`` they name (:mod:`mutls.authz`).
     access: Access | None = None
+    #: ``--http``: the HTTP versions offered in ALPN (HTTP/2 is served over TLS only).
+    http: HTTPVersions = HTTPVersions.AUTO
+    #: ``--h2-max-streams``, ``--h2-max-resets``, ``--h2-max-control-frames``.
+    h2_limits: H2Limits = field(default_factory=H2Limits)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -169,6 +175,7 @@ class ServerConfig:
                 "optional or require"
             )
         self._validate_forwarding()
+        self._validate_http2()
         self._validate_timeouts()
         self._validate_limits()
         self._validate_trust_files()
@@ -202,6 +209,21 @@ class ServerConfig:
                 "--trusted-proxy with --client-cert none would ignore every forwarded "
                 "certificate: give --client-cert optional or require"
             )
+
+    def _validate_http2(self) -> None:
+        if self.http is HTTPVersions.HTTP2 and self.identity is None:
+            raise UsageError(
+                "--http 2 needs TLS (HTTP/2 is offered through ALPN; cleartext h2c is not "
+                "served): give a certificate (--cert/--key or --p12)"
+            )
+        limits = self.h2_limits
+        for flag, value in (
+            ("--h2-max-streams", limits.max_concurrent_streams),
+            ("--h2-max-resets", limits.max_resets),
+            ("--h2-max-control-frames", limits.max_control_frames),
+        ):
+            if value < 1:
+                raise UsageError(f"{flag} {value}: must be at least 1")
 
     def _validate_trust_files(self) -> None:
         """--client-ca and --crl files are read once here, so a missing or corrupt one is a
@@ -288,6 +310,7 @@ class ServerConfig:
                 reject_at_handshake=self.reject_at_handshake,
                 keylog_path=self.keylog_path,
                 max_client_chain=self.max_client_chain,
+                http=self.http,
             )
         )
 

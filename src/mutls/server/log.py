@@ -97,3 +97,19 @@ def configure_logging(verbose: bool) -> None:
         root.addHandler(handler)
     root.setLevel(logging.INFO)
     access_log.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def log_refusal(
+    client: tuple[str, int] | None, facts: ConnectionFacts | None, request: Request, reason: str
+) -> None:
+    """The policy's 403 (an invalid or missing certificate, an unauthorized one), whatever
+    the HTTP version."""
+    cert = facts.client_certificate if facts is not None else None
+    log.warning(
+        "refused %s %s from %s (%s): 403 %s",
+        request.method,
+        printable(request.path),
+        peer(client),
+        printable(cert.subject if cert is not None and cert.present else "no certificate"),
+        printable(reason),
+    )

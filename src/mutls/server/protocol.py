@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from mutls.apps.base import HTTPApp
 from mutls.apps.facts import ConnectionFacts, connection_facts
@@ -26,12 +26,14 @@ from mutls.http.response import simple_response
 from mutls.server.channel import Channel
 from mutls.server.config import ServerConfig
 from mutls.server.deadlines import ConnectionDeadlines
+from mutls.server.http2 import speaks_http2, take_over
 from mutls.server.intake import MAX_PENDING_EVENTS, PlaintextIntake
 from mutls.server.log import (
     log,
     log_access,
     log_certificate_headers,
     log_dropped_name,
+    log_refusal,
     peer,
     printable,
 )
@@ -40,6 +42,16 @@ from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
 from mutls.tls.context import ServerContext
 
 PLAIN_HTTP_ON_TLS_PORT = "this is an HTTPS port: use https:// to talk to it"
+
+
+class ServedConnection(Protocol):
+    """What the server does with any open connection: stop it gracefully or at once."""
+
+    def close_when_idle(self) -> None:
+        """Graceful stop."""
+
+    def abort(self) -> None:
+        """Drop the connection at once."""
 
 
 @dataclass
@@ -51,7 +63,8 @@ class ServerState:
     tls_context: ServerContext | None = None
     #: certificates forwarded by trusted proxies (``--trusted-proxy``), judged per request.
     forwarding: ForwardedCertificates | None = None
-    connections: set[ConnectionProtocol] = field(default_factory=set)
+    #: open connections (HTTP/1.1 or, once ALPN chose h2, HTTP/2 ones).
+    connections: set[ServedConnection] = field(default_factory=set)
     stopping: bool = False
     #: the apps running, timed for --app-timeout.
     watchdog: AppWatchdog = field(init=False)
@@ -174,6 +187,9 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
             return b""
         if self.facts is None and tls.handshake_complete:
             self._on_handshake(tls)
+            if speaks_http2(self.config.http, tls.info):
+                take_over(self, plain)  # mutls.server.http2 serves the connection from now on
+                return b""
             if not plain:
                 self._flush_tls()
             # else a request came with the client's Finished: the session tickets OpenSSL just
@@ -274,15 +290,7 @@ class ConnectionProtocol(ConnectionDeadlines, PlaintextIntake, asyncio.Protocol)
     def _refuse(self, request: Request, reason: str) -> None:
         """The policy's 403, logged; the connection then closes (a new one may carry a
         certificate)."""
-        cert = self.facts.client_certificate if self.facts is not None else None
-        log.warning(
-            "refused %s %s from %s (%s): 403 %s",
-            request.method,
-            printable(request.path),
-            peer(self.client),
-            printable(cert.subject if cert is not None and cert.present else "no certificate"),
-            printable(reason),
-        )
+        log_refusal(self.client, self.facts, request, reason)
         self.write(simple_response(request, 403, reason))
         self._shutdown()
 
