@@ -32,6 +32,7 @@ END_STREAM = ACK = 0x1
 END_HEADERS = 0x4
 #: RFC 9113 7: the code of a GOAWAY that says "you cost too much".
 ENHANCE_YOUR_CALM = 0xB
+FRAME_SIZE_ERROR = 0x6
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,9 @@ class FrameGuard:
         if kind == RST_STREAM:
             self.resets += 1
             return self._check_resets()
+        if kind == SETTINGS and flags & ACK and length:
+            # RFC 9113 6.5: FRAME_SIZE_ERROR (h2 would say PROTOCOL_ERROR).
+            return Refusal(FRAME_SIZE_ERROR, "SETTINGS acknowledgement with a payload")
         if (kind == SETTINGS or kind == PING) and not flags & ACK:
             return self._control()
         if kind == PRIORITY or (kind == DATA and length == 0 and not flags & END_STREAM):

@@ -141,7 +141,8 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
             self._flush()
             self._close()
             return
-        self._flush()
+        if not self._sniffing:  # (else the client must first show it speaks HTTP/2)
+            self._flush()
         self._arm(self.config.timeouts.keep_alive, "next request")
         if plain:
             self.data_received_plain(plain)
@@ -199,9 +200,10 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
         if self._sniffing:
             # --http 2 and a client without ALPN: HTTP/2 if it says so, else a plain answer.
             self._sniffing = False
-            if not _PREFACE_START.startswith(plain[:14]) or not plain:
+            if not _PREFACE_START.startswith(plain[:14]):
                 self._http11_refusal()
                 return
+            self._flush()
         now = self.loop.time()
         self._events(self.http.receive_data(plain, now))
         if self.streams:
