@@ -26,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from http2 import http2_table, run_http2
 from load import BenchError, build_loadgen, measure, measure_idle
 from peers import (
     BENCH_DIR,
@@ -70,6 +71,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--peers", help="only these servers, comma-separated (e.g. nginx,uvicorn)")
     p.add_argument("--no-install", action="store_true", help="never install (fail instead)")
     p.add_argument("--note", help="a sentence put at the top of the report (e.g. the load)")
+    p.add_argument(
+        "--only-http2", action="store_true", help="run only the HTTP/2 row (h2load; no idle)"
+    )
+    p.add_argument("--no-http2", action="store_true", help="leave the HTTP/2 row out")
+    p.add_argument(
+        "--http2-requests", type=int, help="h2load requests per HTTP/2 figure (20000, quick 5000)"
+    )
     p.add_argument("--results-md", type=Path, default=RESULTS_MD, help="where the table goes")
     args = p.parse_args(argv)
     quick = args.quick
@@ -78,6 +86,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.warmup = args.warmup if args.warmup is not None else (0.3 if quick else 0.75)
     args.idle = args.idle if args.idle is not None else (1000 if quick else 10000)
     args.keys = [k.strip() for k in args.keys.split(",") if k.strip()]
+    args.http2_requests = args.http2_requests or (5000 if quick else 20000)
+    if args.only_http2:
+        args.idle = 0
     for key in args.keys:
         if key not in KEY_TYPES:
             p.error(f"--keys: unknown key type {key!r}; use {', '.join(KEY_TYPES)}")
@@ -219,6 +230,8 @@ def render(result: dict[str, Any]) -> str:
     if result.get("note"):
         out += [f"**Note:** {result['note']}", ""]
     for key, summary in result["summary"].items():
+        if not summary:
+            continue  # (--only-http2)
         out += [f"## {key}", "", figures_table(summary, names), ""]
         out += [
             f"Ratios of each median to uvicorn's / nginx's ({key}, same run):",
@@ -232,6 +245,20 @@ def render(result: dict[str, Any]) -> str:
             busy_table(summary, names),
             "",
         ]
+    if result.get("http2"):
+        from http2 import CONNECTIONS as H2_CONNECTIONS
+        from http2 import STREAMS as H2_STREAMS
+
+        out += [
+            f"## HTTP/2 (h2load, {H2_CONNECTIONS} connections x {H2_STREAMS} streams in flight, "
+            f"{s.get('http2_requests', '?')} requests per figure, {s['keys'][0]})",
+            "",
+            "h2load sends no client certificate: each server asks for one (granian cannot "
+            "without requiring it, so it asks for none); CPU includes the 4 handshakes.",
+            "",
+            http2_table(result["http2"]),
+            "",
+        ]
     if result["idle"]:
         out += [
             f"## Idle mTLS connections ({s['idle']:,}, ecdsa-p256, fresh server each)",
@@ -239,7 +266,7 @@ def render(result: dict[str, Any]) -> str:
             idle_table(result["idle"], names),
             "",
         ]
-    if any(p.startswith("mutls strict") for p in names) and result["summary"]:
+    if any(p.startswith("mutls strict") for p in names) and any(result["summary"].values()):
         out += [
             "## Issue 6's targets, from this run",
             "",
@@ -287,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                     "keys": args.keys,
                     "connections": CONNECTIONS,
                     "quick": args.quick,
+                    "http2_requests": args.http2_requests,
                 },
                 "versions": {
                     name: text
@@ -298,9 +326,23 @@ def main(argv: list[str] | None = None) -> int:
                 "note": args.note,
                 "failures": {},
             }
-            samples = run_rounds(
-                args, peers, pkis, loadgen, work, result["failures"], result["skipped"]
+            samples = (
+                {key: {} for key in args.keys}
+                if args.only_http2
+                else run_rounds(
+                    args, peers, pkis, loadgen, work, result["failures"], result["skipped"]
+                )
             )
+            if not args.no_http2:
+                result["http2"] = run_http2(
+                    [p for p in peers if p.name not in result["skipped"]],
+                    pkis[args.keys[0]],
+                    work,
+                    rounds=args.rounds,
+                    requests=args.http2_requests,
+                    log=log,
+                    failures=result["failures"],
+                )
             peers = [p for p in peers if p.name not in result["skipped"]]
             result["samples"] = samples
             result["summary"] = {key: summarise(samples[key]) for key in args.keys}

@@ -191,13 +191,15 @@ class Wire:
 
     def response(self, stream_id: int, timeout: float = WAIT) -> tuple[dict[str, str], bytes]:
         """The response on ``stream_id``: its headers (decoded) and body, read to END_STREAM
-        (windows reopened as data comes)."""
+        (windows reopened as data comes); frames already read for it count too."""
         headers: dict[str, str] = {}
         body = b""
+        index = 0
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            frames = self.read_frames(max(0.1, deadline - time.monotonic()))
-            for frame in frames:
+        while True:
+            while index < len(self.seen):
+                frame = self.seen[index]
+                index += 1
                 if frame.stream_id != stream_id:
                     continue
                 if isinstance(frame, HeadersFrame):
@@ -216,9 +218,9 @@ class Wire:
                     return headers, body
                 if "END_STREAM" in frame.flags:
                     return headers, body
-            if self.closed:
-                break
-        return headers, body
+            if self.closed or time.monotonic() > deadline:
+                return headers, body
+            self.read_frames(max(0.1, deadline - time.monotonic()))
 
 
 def _text(value: bytes | str) -> str:

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 #: exchange and an AEAD; TLS 1.3's suites all qualify.
 _EPHEMERAL = ("ECDHE-", "DHE-")
 _AEAD = ("GCM", "CHACHA20", "CCM")
+#: data bytes queued before they are written at once rather than at the end of the turn.
+FLUSH_BYTES = 64 * 1024
 #: the HTTP/2 connection preface's first bytes (a client with prior knowledge sends them).
 _PREFACE_START = b"PRI * HTTP/2.0"
 
@@ -119,6 +121,11 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
         #: streams waiting for the client to open a window (the send clock runs meanwhile).
         self._stalled = 0
         self._send_progress = 0
+        #: a flush scheduled for the end of this turn, and the data bytes queued since one.
+        self._flush_handle: asyncio.Handle | None = None
+        self._unflushed = 0
+        #: streams whose app (or the server's own answer) runs.
+        self._running = 0
 
     # -- the start -------------------------------------------------------------------------
 
@@ -207,8 +214,7 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
         now = self.loop.time()
         self._events(self.http.receive_data(plain, now))
         if self.streams:
-            receiving = any(s.task is None for s in self.streams.values())
-            if receiving:
+            if len(self.streams) > self._running:  # a request still coming in
                 self._arm(self.config.timeouts.header, "request body")
             else:
                 self._disarm()
@@ -240,8 +246,7 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
 
     def _opened(self, stream_id: int, request: Request) -> None:
         self._note_headers(request)
-        running = sum(1 for s in self.streams.values() if s.task is not None)
-        if running >= self.config.h2_limits.max_concurrent_streams:
+        if self._running >= self.config.h2_limits.max_concurrent_streams:
             # Streams the client reset keep their place while their apps run: no new one
             # starts beyond the bound (rapid reset's cost stays bounded).
             self.http.reset(stream_id, ErrorCodes.REFUSED_STREAM)
@@ -285,6 +290,7 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
                 self._done(stream)
 
         stream.task = self.loop.create_task(answer())
+        self._running += 1
 
     def _note_headers(self, request: Request) -> None:
         """Log once per connection a header dropped for its ``_`` or set aside as a
@@ -322,6 +328,7 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
 
     def _run(self, stream: HTTP2Stream, body: bytes) -> None:
         stream.task = self.loop.create_task(self._serve(stream, body))
+        self._running += 1
 
     async def _serve(self, stream: HTTP2Stream, body: bytes) -> None:
         channel = stream.channel
@@ -357,18 +364,34 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
 
     def _done(self, stream: HTTP2Stream) -> None:
         self.streams.pop(stream.stream_id, None)
-        self._flush()
+        self._running -= 1
         if self.lost:
             return
         if self._closing and not self.streams:
+            self._flush()
             self._close()
         elif not self.streams:
             self._arm(self.config.timeouts.keep_alive, "next request")
 
     # -- output ----------------------------------------------------------------------------
 
+    def flush_soon(self, size: int = 0) -> None:
+        """Write what streams queued at the end of this turn of the loop: the answers of every
+        stream that finished in it go out in one TLS write (a write is a system call, which
+        costs more than the frames). ``size`` bytes of data were queued: past FLUSH_BYTES
+        they go at once, so a response is never held back whole and write_paused is seen."""
+        self._unflushed += size
+        if self._unflushed >= FLUSH_BYTES:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
+
     def _flush(self) -> None:
         """Encrypt and write what the HTTP/2 connection has to send."""
+        self._unflushed = 0
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         out = self.http.data_to_send()
         if out and not self.lost:
             self._send_plain(out)
@@ -579,7 +602,7 @@ class HTTP2Channel(Channel):
             stream.conn.http.send_head(stream.stream_id, self._status, self._headers, end=end)
             if end:
                 self.finished = True
-            stream.conn._flush()
+            stream.conn.flush_soon()
         return True
 
     async def send(self, data: bytes) -> None:
@@ -601,7 +624,7 @@ class HTTP2Channel(Channel):
                 continue
             conn.http.send_data(stream.stream_id, bytes(view[:window]))
             view = view[window:]
-            conn._flush()
+            conn.flush_soon(window)
             if conn.write_paused:
                 self.waiting_for_client = True
                 await conn.drain()
@@ -625,7 +648,7 @@ class HTTP2Channel(Channel):
         self.finished = True
         with contextlib.suppress(Exception):
             stream.conn.http.end_stream(stream.stream_id)
-        stream.conn._flush()
+        stream.conn.flush_soon()
 
     def fail(self, request: Request, status: int, text: str) -> None:
         """The server's answer in place of the app's: a reset when the app's response has
@@ -652,4 +675,4 @@ class HTTP2Channel(Channel):
                 end=False,
             )
             http.send_data(stream.stream_id, body, end=True)
-        stream.conn._flush()
+        stream.conn.flush_soon()
