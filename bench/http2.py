@@ -30,7 +30,7 @@ CONNECTIONS = 4
 STREAMS = 16
 NOTES = {
     "granian": "asks for no client certificate (it has no optional mode)",
-    "hypercorn": "--verify-mode CERT_OPTIONAL",
+    "hypercorn": "--verify-mode CERT_OPTIONAL, keep_alive_max_requests raised",
     "mutls strict": "--client-cert optional --verify strict",
 }
 
@@ -65,6 +65,12 @@ def h2_command(peer: Peer, files: BenchPKI, port: int, workdir: Path) -> list[st
         command[at + 1] = "optional"
     elif peer.kind == "hypercorn":
         command[command.index("CERT_REQUIRED")] = "CERT_OPTIONAL"
+        # Its default closes an HTTP/2 connection after 1,000 requests (GOAWAY), and h2load
+        # does not reconnect: the setting is a config file's only.
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "hypercorn.toml"
+        config.write_text("keep_alive_max_requests = 1000000000\n")
+        command += ["--config", str(config)]
     elif peer.kind == "granian":
         command.remove("--ssl-client-verify")
     return command

@@ -78,7 +78,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--http2-requests", type=int, help="h2load requests per HTTP/2 figure (20000, quick 5000)"
     )
-    p.add_argument("--results-md", type=Path, default=RESULTS_MD, help="where the table goes")
+    p.add_argument(
+        "--results-md",
+        type=Path,
+        help="where the table goes (default bench/RESULTS.md; none with --only-http2, whose "
+        "partial table must not replace the whole one)",
+    )
     args = p.parse_args(argv)
     quick = args.quick
     args.rounds = args.rounds or (2 if quick else 5)
@@ -359,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
     (RESULTS_DIR / f"{stamp}.json").write_text(json.dumps(result, indent=1, default=str))
     (RESULTS_DIR / f"{stamp}.md").write_text(text)
-    args.results_md.write_text(text)
+    results_md = args.results_md or (None if args.only_http2 else RESULTS_MD)
+    if results_md is not None:
+        results_md.write_text(text)
     print(text)
     log(f"done in {result['elapsed_seconds']:.0f} s; written to {RESULTS_DIR}/{stamp}.json|md")
     return 0

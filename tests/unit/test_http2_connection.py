@@ -184,3 +184,31 @@ def test_a_client_reset_cancels_the_stream() -> None:
     client.reset_stream(1)
     events = server.receive_data(client.data_to_send(), 0.0)
     assert any(isinstance(e, StreamCancelled) and e.stream_id == 1 for e in events)
+
+
+def test_adequate_security_is_rfc_9113_9_2() -> None:
+    from mutls.server.http2 import adequate_security
+
+    assert adequate_security("TLSv1.3", "TLS_AES_128_GCM_SHA256")
+    assert adequate_security("TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256")
+    assert adequate_security("TLSv1.2", "ECDHE-RSA-CHACHA20-POLY1305")
+    assert adequate_security("TLSv1.2", "DHE-RSA-AES256-GCM-SHA384")
+    assert not adequate_security("TLSv1.2", "ECDHE-ECDSA-AES128-SHA")  # CBC
+    assert not adequate_security("TLSv1.2", "AES128-GCM-SHA256")  # no ephemeral exchange
+    assert not adequate_security("TLSv1.1", "ECDHE-ECDSA-AES128-GCM-SHA256")
+
+
+def test_response_heads_are_checked_by_the_server() -> None:
+    import pytest
+
+    server, client = pair()
+    client.send_headers(1, REQUEST, end_stream=True)
+    server.receive_data(client.data_to_send(), 0.0)
+    for bad in [(b":path", b"/x"), (b"x-a", b"a\r\nb"), (b"bad name", b"v"), (b"x-b", b" lead")]:
+        with pytest.raises(ValueError, match="not a valid HTTP/2 field"):
+            server.send_head(1, 200, [bad], end=True)
+    server.send_head(1, 200, [(b"X-Ok", b"fine"), (b"Transfer-Encoding", b"chunked")], end=True)
+    events = client.receive_data(server.data_to_send())
+    response = next(e for e in events if isinstance(e, h2.events.ResponseReceived))
+    assert (b"x-ok", b"fine") in response.headers
+    assert not any(name == b"transfer-encoding" for name, _ in response.headers)
