@@ -177,6 +177,14 @@ class HTTP2Connection:
         # acknowledged (an HPACK bomb is small on the wire, large decoded).
         self.h2.decoder.max_header_list_size = limits.max_head_bytes
         self.h2.initiate_connection()
+        # The SETTINGS just queued announce max_concurrent_streams; h2 itself is given a higher
+        # bound: past the announced one the server refuses a stream (REFUSED_STREAM, RFC 9113
+        # 5.1.2, a stream error) where h2 would end the whole connection, every stream in
+        # flight with it. Past this one h2 still does (a client ignoring even that).
+        self.h2.local_settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = (
+            2 * h2_limits.max_concurrent_streams + 16
+        )
+        self.h2.local_settings.acknowledge()
         self.h2.increment_flow_control_window(CONNECTION_WINDOW - 65535)
         self.guard = FrameGuard(
             max_block=limits.max_head_bytes,

@@ -246,9 +246,10 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
 
     def _opened(self, stream_id: int, request: Request) -> None:
         self._note_headers(request)
-        if self._running >= self.config.h2_limits.max_concurrent_streams:
-            # Streams the client reset keep their place while their apps run: no new one
-            # starts beyond the bound (rapid reset's cost stays bounded).
+        if len(self.streams) >= self.config.h2_limits.max_concurrent_streams:
+            # SETTINGS_MAX_CONCURRENT_STREAMS, counted by the server: streams receiving or
+            # running, and streams the client reset whose app still runs (they keep their
+            # place, so rapid reset's cost stays bounded).
             self.http.reset(stream_id, ErrorCodes.REFUSED_STREAM)
             self._count_reset()
             return
