@@ -60,6 +60,20 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             break
     if scope["path"] == "/slow":
         await asyncio.sleep(1.0)
+    if scope["path"] == "/trailers":
+        assert "http.response.trailers" in scope["extensions"]
+        await send({"type": "http.response.start", "status": 200, "trailers": True})
+        await send({"type": "http.response.body", "body": b"part 1, ", "more_body": True})
+        await send({"type": "http.response.body", "body": b"part 2"})
+        await send(
+            {
+                "type": "http.response.trailers",
+                "headers": [(b"x-digest", b"abc")],
+                "more_trailers": True,
+            }
+        )
+        await send({"type": "http.response.trailers", "headers": [(b"X-Count", b"2")]})
+        return
     if scope["path"] == "/big":
         data = b"x" * int(scope["query_string"] or b"100000")
     else:
@@ -266,6 +280,17 @@ def test_a_body_and_request_trailers(wire: Wire) -> None:
     seen = answer(wire, 1)
     assert seen["method"] == "POST" and seen["body"] == "hello world"
     assert "x-checksum" not in dict(map(tuple, seen["headers"]))  # counted, never shown
+
+
+def test_response_trailers_from_an_asgi_app(wire: Wire) -> None:
+    wire.start()
+    wire.send(wire.headers(1, "/trailers"))
+    wire.response(1)
+    heads = [f for f in wire.seen if isinstance(f, HeadersFrame) and f.stream_id == 1]
+    data = b"".join(f.data for f in wire.seen if isinstance(f, DataFrame) and f.stream_id == 1)
+    assert [h.fields.get(":status") for h in heads] == ["200", None]  # type: ignore[attr-defined]
+    assert heads[1].fields == {"x-digest": "abc", "x-count": "2"}  # type: ignore[attr-defined]
+    assert "END_STREAM" in heads[1].flags and data == b"part 1, part 2"
 
 
 # -- malformed requests (RFC 9113 8.1.1, 8.2, 8.3) --------------------------------------------

@@ -407,17 +407,11 @@ class HTTP2Connection:
     def send_head(self, stream_id: int, status: int, headers: Headers, *, end: bool) -> None:
         """The response head on ``stream_id``: connection-specific fields dropped, ``server``
         and ``date`` added unless given, names lower-cased (RFC 9113 8.2)."""
-        out: list[tuple[bytes, bytes]] = [(b":status", b"%d" % status)]
+        out: list[tuple[bytes, bytes]] = [(b":status", b"%d" % status), *_fields(headers)]
         has_server = has_date = False
-        for name, value in headers:
-            lname = name.lower()
-            if lname in CONNECTION_SPECIFIC:
-                continue
-            if not _FIELD_NAME.fullmatch(lname) or _BAD_VALUE.search(value):
-                raise ValueError(f"response header {name!r}: not a valid HTTP/2 field")
+        for lname, _value in out:
             has_server = has_server or lname == b"server"
             has_date = has_date or lname == b"date"
-            out.append((lname, value))
         if not has_server:
             out.append((b"server", SERVER_NAME))
         if not has_date:
@@ -438,7 +432,7 @@ class HTTP2Connection:
 
     def send_trailers(self, stream_id: int, headers: Headers) -> None:
         """Response trailers, which end the stream."""
-        self.h2.send_headers(stream_id, [(n.lower(), v) for n, v in headers], end_stream=True)
+        self.h2.send_headers(stream_id, _fields(headers), end_stream=True)
 
     def end_stream(self, stream_id: int) -> None:
         """End the response on ``stream_id``."""
@@ -488,3 +482,18 @@ class HTTP2Connection:
     def fail(self, code: int, reason: str) -> ConnectionEnded:
         """End the connection with GOAWAY ``code`` (INADEQUATE_SECURITY, a limit)."""
         return self._terminate(code, reason)
+
+
+def _fields(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """An app's response fields for HTTP/2: names lower-cased, connection-specific ones
+    dropped (RFC 9113 8.2.2); a name that is no token (a pseudo-header among them) or a value
+    with CR, LF, NUL or edge whitespace raises ValueError (the app's 500)."""
+    out = []
+    for name, value in headers:
+        lname = name.lower()
+        if lname in CONNECTION_SPECIFIC:
+            continue
+        if not _FIELD_NAME.fullmatch(lname) or _BAD_VALUE.search(value):
+            raise ValueError(f"response header {name!r}: not a valid HTTP/2 field")
+        out.append((lname, value))
+    return out

@@ -651,6 +651,17 @@ class HTTP2Channel(Channel):
             stream.conn.http.end_stream(stream.stream_id)
         stream.conn.flush_soon()
 
+    async def send_trailers(self, headers: Headers) -> None:
+        """Response trailers (a HEADERS frame with END_STREAM): the end of the response."""
+        if self.detached or self.finished:
+            return
+        stream = self.stream
+        if stream.lost or not self._send_head(end=False):
+            return
+        self.finished = True
+        stream.conn.http.send_trailers(stream.stream_id, headers)
+        stream.conn.flush_soon()
+
     def fail(self, request: Request, status: int, text: str) -> None:
         """The server's answer in place of the app's: a reset when the app's response has
         begun, else a plain-text response (sent within the window, or a reset)."""
