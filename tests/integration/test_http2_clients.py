@@ -138,12 +138,14 @@ def test_httpx_http2_asgi(test_pki: PKIFiles) -> None:
         base = f"https://localhost:{running.ports[0]}"
         with httpx_client(test_pki, "poupou") as client:
             replies = [client.post(f"{base}/p{n}", content=b"x" * 5000) for n in range(5)]
+            upload = client.post(f"{base}/upload", content=b"u" * 900_000)  # many reads
             big = client.get(f"{base}/big")
         assert {r.http_version for r in [*replies, big]} == {"HTTP/2"}
         assert [r.json() for r in replies] == [
             {"http_version": "2", "name": "CN=poupou", "error": None, "body": 5000}
         ] * 5
         assert len(big.content) == 3_000_000 and set(big.content) == {ord("z")}
+        assert upload.json()["body"] == 900_000
         with httpx_client(test_pki, "untrusted") as client:
             seen = client.get(f"{base}/who").json()
         assert seen["error"] == "unable to get local issuer certificate"

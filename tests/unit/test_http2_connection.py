@@ -212,3 +212,18 @@ def test_response_heads_are_checked_by_the_server() -> None:
     response = next(e for e in events if isinstance(e, h2.events.ResponseReceived))
     assert (b"x-ok", b"fine") in response.headers
     assert not any(name == b"transfer-encoding" for name, _ in response.headers)
+
+
+def test_a_body_in_tiny_data_frames_ends_the_connection_as_chunks_do() -> None:
+    # HTTP/1.1's chunk rule: 1024 frames, plus one per --min-chunk-average (16) bytes: at one
+    # byte a frame, frame 1093 is one too many (1093 > 1024 + 1093 // 16).
+    server, client = pair(HTTPLimits(min_chunk_average=16))
+    client.send_headers(1, [(":method", "POST"), *REQUEST[1:]], end_stream=False)
+    for _ in range(1092):
+        client.send_data(1, b"x")
+    events = server.receive_data(client.data_to_send(), 0.0)
+    assert not any(isinstance(e, ConnectionEnded) for e in events)
+    client.send_data(1, b"x")
+    events = server.receive_data(client.data_to_send(), 0.0)
+    assert isinstance(events[-1], ConnectionEnded) and events[-1].error_code == ENHANCE_YOUR_CALM
+    assert "too many small DATA frames" in events[-1].reason

@@ -37,7 +37,8 @@ import hyperframe.frame
 from mutls.http.connection import HTTPLimits, certificate_header, underscore_name
 from mutls.http.events import Headers, Request
 from mutls.http.forwarded import KNOWN_NAMES
-from mutls.http.frameguard import FrameGuard
+from mutls.http.frameguard import ENHANCE_YOUR_CALM, FrameGuard
+from mutls.http.framing import FREE_CHUNKS
 from mutls.http.response import SERVER_NAME, http_date
 
 #: the ALPN name of HTTP/2 over TLS.
@@ -140,6 +141,7 @@ class _Inbound:
     request: Request | None = None
     body: list[bytes] = field(default_factory=list)
     size: int = 0
+    frames: int = 0
     refused: bool = False
 
 
@@ -342,6 +344,19 @@ class HTTP2Connection:
             self._acknowledge(stream_id, flow)  # dropped: the window is given back at once
             return
         inbound.size += len(data)
+        inbound.frames += 1
+        average = self.limits.min_chunk_average
+        if average and inbound.frames > FREE_CHUNKS + inbound.size // average:
+            # HTTP/1.1's chunk rule for DATA frames: each costs the server h2's work whatever
+            # its size, and clients cut bodies at their buffer sizes (16 KiB), not bytes.
+            out.append(
+                self._terminate(
+                    ENHANCE_YOUR_CALM,
+                    f"request body in too many small DATA frames (more than {FREE_CHUNKS} "
+                    f"plus one per {average} bytes, --min-chunk-average)",
+                )
+            )
+            return
         if inbound.size > self.limits.max_body_bytes:
             self._buffered -= inbound.size - len(data)
             inbound.body.clear()
@@ -356,6 +371,8 @@ class HTTP2Connection:
             self._held.append((stream_id, flow))  # the client waits until bodies move on
 
     def _ended(self, stream_id: int, out: list[H2Event]) -> None:
+        if self.ended:
+            return
         inbound = self._inbound.pop(stream_id, None)
         if inbound is None or inbound.refused:
             return

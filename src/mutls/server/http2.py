@@ -33,6 +33,7 @@ from mutls.http.http2 import (
 from mutls.http.response import ResponseWriter
 from mutls.server.channel import Channel
 from mutls.server.deadlines import ConnectionDeadlines
+from mutls.server.intake import FEED_PER_TURN
 from mutls.server.log import (
     log,
     log_access,
@@ -126,6 +127,9 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
         self._unflushed = 0
         #: streams whose app (or the server's own answer) runs.
         self._running = 0
+        #: plaintext waiting for its turn (see data_received_plain).
+        self._backlog: bytearray | None = None
+        self._eof_pending = False
 
     # -- the start -------------------------------------------------------------------------
 
@@ -171,12 +175,18 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
         if plain:
             self.data_received_plain(plain)
         if self.tls.peer_closed and not self.lost:
-            self._events(self.http.receive_data(b"", self.loop.time()))
+            self._peer_closed()
 
     def eof_received(self) -> bool:
         """The client closed its side: nothing more will be read."""
-        self._events(self.http.receive_data(b"", self.loop.time()))
+        self._peer_closed()
         return False
+
+    def _peer_closed(self) -> None:
+        if self._backlog is not None:
+            self._eof_pending = True  # heard after the input queued before it
+            return
+        self._events(self.http.receive_data(b"", self.loop.time()))
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The socket is gone: every stream's app hears it."""
@@ -211,6 +221,39 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
                 self._http11_refusal()
                 return
             self._flush()
+        if self._backlog is not None:
+            self._backlog += plain
+            return
+        if len(plain) > FEED_PER_TURN:
+            # As for HTTP/1.1 (mutls.server.intake): a turn of the loop parses at most this
+            # much of one connection's input, the socket unread meanwhile, so a read full of
+            # small frames never holds the other connections for long.
+            self._backlog = bytearray(plain[FEED_PER_TURN:])
+            plain = plain[:FEED_PER_TURN]
+            self.transport.pause_reading()
+            self.loop.call_soon(self._feed_backlog)
+        self._parse(plain)
+
+    def _feed_backlog(self) -> None:
+        backlog = self._backlog
+        if backlog is None or self.lost:
+            self._backlog = None
+            return
+        plain = bytes(backlog[:FEED_PER_TURN])
+        del backlog[:FEED_PER_TURN]
+        if backlog:
+            self.loop.call_soon(self._feed_backlog)
+        else:
+            self._backlog = None
+            self.transport.resume_reading()
+        self._parse(plain)
+        if self._backlog is None and self._eof_pending:
+            self._eof_pending = False
+            self._peer_closed()
+
+    def _parse(self, plain: bytes) -> None:
+        if self.lost:
+            return
         now = self.loop.time()
         self._events(self.http.receive_data(plain, now))
         if self.streams:
