@@ -18,6 +18,7 @@ import pytest
 from hyperframe.frame import PriorityFrame
 
 from mutls import pki
+from mutls.http.connection import HTTPLimits
 from mutls.http.http2 import H2Limits
 from mutls.server import ServerConfig, Timeouts, serve_in_thread
 from mutls.server.thread import RunningServer
@@ -516,6 +517,18 @@ def test_control_frame_floods_get_goaway(wire: Wire, kind: str) -> None:
     assert not any(isinstance(f, GoAwayFrame) for f in frames)
     wire.send(make())  # the 21st in 10 s
     assert error_of(wire) == ("goaway", ENHANCE_YOUR_CALM)
+
+
+def test_a_body_in_one_byte_data_frames_gets_goaway(test_pki: PKIFiles) -> None:
+    uploads = config(test_pki, limits=HTTPLimits(max_body_bytes=100_000))
+    before = sum(CALLS.values())
+    with serve_in_thread(uploads) as running:
+        with Wire(running.ports[0], tls_client(test_pki.ca_cert)) as wire:
+            wire.start()
+            wire.send(wire.headers(1, "/post", "POST", end_stream=False))
+            wire.send(*[DataFrame(1, data=b"x") for _ in range(1100)])  # 1093 is one too many
+            assert error_of(wire) == ("goaway", ENHANCE_YOUR_CALM)
+    assert sum(CALLS.values()) == before
 
 
 def test_streams_beyond_the_concurrency_bound_are_refused(test_pki: PKIFiles) -> None:
