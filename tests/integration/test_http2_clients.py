@@ -19,8 +19,6 @@ from mutls.tls import ClientCertMode, VerifyPolicy
 
 from helpers import PKIFiles, asgi_answer, asgi_body, curl
 
-pytestmark = pytest.mark.needs("curl")
-
 
 def server_config(test_pki: PKIFiles, **changes: Any) -> ServerConfig:
     return ServerConfig(
@@ -49,6 +47,7 @@ def curl_h2(url: str, pki_files: PKIFiles, who: str | None) -> tuple[str, str]:
     return body, version
 
 
+@pytest.mark.needs("curl")
 @pytest.mark.parametrize(
     ("who", "says"),
     [
@@ -64,6 +63,7 @@ def test_curl_http2_sees_the_verdict(page: str, test_pki: PKIFiles, who: str, sa
     assert "<th>Protocol (ALPN)</th><td>h2</td>" in body
 
 
+@pytest.mark.needs("curl")
 def test_curl_http2_strict_require_403(test_pki: PKIFiles) -> None:
     strict = server_config(test_pki, client_cert=ClientCertMode.REQUIRE, verify=VerifyPolicy.STRICT)
     with serve_in_thread(strict) as running:
@@ -84,6 +84,7 @@ def test_curl_http2_strict_require_403(test_pki: PKIFiles) -> None:
         assert "your certificate is valid" in body and version == "2"
 
 
+@pytest.mark.needs("curl")
 def test_curl_http11_still_served_under_auto(page: str, test_pki: PKIFiles) -> None:
     result = curl(page, "--http1.1", "--cacert", str(test_pki.ca_cert), "-w", "\n%{http_version}")
     assert result.stdout.endswith("\n1.1") and "<td>http/1.1</td>" in result.stdout
