@@ -146,6 +146,8 @@ class Wire:
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(65536)
+        except TimeoutError:
+            return []  # nothing yet: not a close
         except (ConnectionResetError, ssl.SSLError, OSError):
             data = b""
         if not data:

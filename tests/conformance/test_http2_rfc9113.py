@@ -400,6 +400,74 @@ def test_a_window_update_past_2_31_is_a_flow_control_error(wire: Wire) -> None:
     assert error_of(wire) == ("goaway", FLOW_CONTROL_ERROR)
 
 
+def test_unknown_frame_types_and_settings_are_ignored(wire: Wire) -> None:
+    wire.start()
+    wire.send(
+        raw_frame(0xEE, 0x0, 0, b"whatever"),  # an unknown type (RFC 9113 4.1: ignored)
+        raw_frame(0x4, 0x0, 0, b"\x00\xee\x00\x00\x00\x01"),  # an unknown setting
+        wire.headers(1, "/after-unknown"),
+    )
+    assert answer(wire, 1)["path"] == "/after-unknown"
+
+
+def test_a_header_block_hpack_cannot_decode_is_a_compression_error(wire: Wire) -> None:
+    wire.start()
+    wire.send(HeadersFrame(1, data=b"\xff\xff\xff\xff\xff", flags=["END_HEADERS"]))
+    assert error_of(wire, 1) == ("goaway", COMPRESSION_ERROR)
+
+
+def test_a_stream_depending_on_itself_is_a_protocol_error(wire: Wire) -> None:
+    wire.start()
+    wire.send(PriorityFrame(1, depends_on=1, stream_weight=16))
+    assert error_of(wire, 1) in (("rst", PROTOCOL_ERROR), ("goaway", PROTOCOL_ERROR))
+
+
+def test_data_after_end_stream_is_stream_closed(wire: Wire) -> None:
+    wire.start()
+    wire.send(wire.headers(1, "/slow"), DataFrame(1, data=b"late"))
+    assert error_of(wire, 1) in (("rst", STREAM_CLOSED), ("goaway", STREAM_CLOSED))
+
+
+def test_a_body_longer_than_its_content_length_is_malformed(wire: Wire) -> None:
+    wire.start()
+    before = sum(CALLS.values())
+    wire.send(
+        wire.headers(1, "/cl", "POST", extra=[("content-length", "3")], end_stream=False),
+        DataFrame(1, data=b"12345", flags=["END_STREAM"]),
+    )
+    assert error_of(wire, 1) in (("rst", PROTOCOL_ERROR), ("goaway", PROTOCOL_ERROR))
+    assert sum(CALLS.values()) == before
+
+
+def test_te_trailers_is_allowed(wire: Wire) -> None:
+    wire.start()
+    wire.send(wire.headers(1, "/te", extra=[("te", "trailers")]))
+    assert answer(wire, 1)["path"] == "/te"
+
+
+def test_pseudo_headers_in_request_trailers_are_malformed(wire: Wire) -> None:
+    wire.start()
+    trailers = wire.encoder.encode([(":path", "/x")])
+    wire.send(
+        wire.headers(1, "/post", "POST", end_stream=False),
+        DataFrame(1, data=b"x"),
+        HeadersFrame(1, data=trailers, flags=["END_HEADERS", "END_STREAM"]),
+    )
+    assert error_of(wire, 1) in (("rst", PROTOCOL_ERROR), ("goaway", PROTOCOL_ERROR))
+
+
+def test_a_smaller_initial_window_applies_to_open_streams(wire: Wire) -> None:
+    wire.start(settings={SETTINGS_INITIAL_WINDOW_SIZE: 100})
+    wire.send(wire.headers(1, "/big"))
+    first = wire.read_until(lambda f: False, timeout=1.0)
+    assert sum(len(f.data) for f in first if isinstance(f, DataFrame)) == 100
+    # RFC 9113 6.9.2: a new SETTINGS_INITIAL_WINDOW_SIZE moves every stream's window by the
+    # difference: 150 more bytes may now be sent on stream 1.
+    wire.send(SettingsFrame(0, settings={SETTINGS_INITIAL_WINDOW_SIZE: 250}))
+    more = wire.read_until(lambda f: False, timeout=1.0)
+    assert sum(len(f.data) for f in more if isinstance(f, DataFrame)) == 150
+
+
 # -- request limits, as for HTTP/1.1 ----------------------------------------------------------
 
 

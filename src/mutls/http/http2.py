@@ -32,6 +32,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack.exceptions
 import hyperframe.frame
 
 from mutls.http.connection import HTTPLimits, certificate_header, underscore_name
@@ -52,6 +53,8 @@ CONNECTION_SPECIFIC = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
 ErrorCodes = h2.errors.ErrorCodes
+#: what hpack raises for a header block it cannot decode (h2 turns each into PROTOCOL_ERROR).
+_HPACK_FAILURES = (hpack.exceptions.HPACKError, IndexError, TypeError, UnicodeDecodeError)
 #: a response field name (RFC 9110 5.1 tokens, lower-case: never a pseudo-header) and what no
 #: value may hold (RFC 9113 8.2.1), checked by the server since h2's outbound checks are off.
 _FIELD_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9a-z-]+")
@@ -226,12 +229,34 @@ class HTTP2Connection:
             # h2 has queued its GOAWAY (with the exception's error code).
             self.ended = True
             code = int(getattr(exc, "error_code", ErrorCodes.PROTOCOL_ERROR))
+            cause = exc.__cause__ or exc.__context__  # (h2 before 4.2 chains implicitly)
+            if isinstance(cause, _HPACK_FAILURES) and code == ErrorCodes.PROTOCOL_ERROR:
+                code = self._compression_error()
             return [ConnectionEnded(f"HTTP/2 protocol error: {exc}", code)]
         out: list[H2Event] = []
         for event in events:
             if self._translate(event, now, out):
                 break
         return out
+
+    def _compression_error(self) -> int:
+        """A header block HPACK cannot decode is a COMPRESSION_ERROR (RFC 9113 4.3), where
+        h2 says PROTOCOL_ERROR: its GOAWAY, the last frame it queued, is replaced."""
+        out = self.h2.data_to_send()
+        theirs = hyperframe.frame.GoAwayFrame(
+            stream_id=0,
+            last_stream_id=self.h2.highest_inbound_stream_id,
+            error_code=ErrorCodes.PROTOCOL_ERROR,
+        ).serialize()
+        if out.endswith(theirs):
+            out = out[: -len(theirs)]
+        ours = hyperframe.frame.GoAwayFrame(
+            stream_id=0,
+            last_stream_id=self.h2.highest_inbound_stream_id,
+            error_code=ErrorCodes.COMPRESSION_ERROR,
+        ).serialize()
+        self._pending += out + ours
+        return int(ErrorCodes.COMPRESSION_ERROR)
 
     def _translate(self, event: h2.events.Event, now: float, out: list[H2Event]) -> bool:
         """Add ``event``'s meaning to ``out``; True when the connection ended."""

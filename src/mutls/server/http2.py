@@ -117,8 +117,9 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
         self._closing = False
         self._sniffing = tls.info is not None and tls.info.alpn is None
         self._noted = False
-        self._drained: asyncio.Future[None] | None = None
-        self._window: asyncio.Future[None] | None = None
+        #: streams waiting for the socket to drain, or for the client to open a window.
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._window_waiters: list[asyncio.Future[None]] = []
         #: streams waiting for the client to open a window (the send clock runs meanwhile).
         self._stalled = 0
         self._send_progress = 0
@@ -207,8 +208,7 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
         self.write_paused = False
         if not self._stalled:
             self._disarm_send()
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+        self._wake(self._drain_waiters)
 
     # -- input -----------------------------------------------------------------------------
 
@@ -455,35 +455,46 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
     async def drain(self) -> None:
         """Wait while the socket's buffer is full (any number of streams may wait)."""
         while self.write_paused and not self.lost:
-            if self._drained is None or self._drained.done():
-                self._drained = self.loop.create_future()
-            await asyncio.shield(self._drained)
+            await self._wait(self._drain_waiters)
 
     async def wait_window(self) -> None:
         """Wait until the client opens a window (or goes): the send clock runs meanwhile."""
         if self.lost:
             return
-        if self._window is None or self._window.done():
-            self._window = self.loop.create_future()
         self._stalled += 1
         if self._stalled == 1:
             self._start_send_clock()
         try:
-            await asyncio.shield(self._window)
+            await self._wait(self._window_waiters)
         finally:
             self._stalled -= 1
             if not self._stalled and not self.write_paused:
                 self._disarm_send()
 
+    async def _wait(self, waiters: list[asyncio.Future[None]]) -> None:
+        """One waiter's own future among ``waiters`` (all woken at once by :meth:`_wake`)."""
+        future: asyncio.Future[None] = self.loop.create_future()
+        waiters.append(future)
+        try:
+            await future
+        finally:
+            if future in waiters:
+                waiters.remove(future)
+
+    @staticmethod
+    def _wake(waiters: list[asyncio.Future[None]]) -> None:
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+        waiters.clear()
+
     def _window_opened(self) -> None:
         self._send_progress += 1
-        if self._window is not None and not self._window.done():
-            self._window.set_result(None)
+        self._wake(self._window_waiters)
 
     def _wake_writers(self) -> None:
-        for future in (self._drained, self._window):
-            if future is not None and not future.done():
-                future.set_result(None)
+        self._wake(self._drain_waiters)
+        self._wake(self._window_waiters)
 
     # -- closing ---------------------------------------------------------------------------
 
