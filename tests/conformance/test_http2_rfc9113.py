@@ -61,6 +61,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             break
     if scope["path"] == "/slow":
         await asyncio.sleep(1.0)
+    if scope["path"] == "/hang":
+        await asyncio.sleep(30)
     if scope["path"] == "/trailers":
         assert "http.response.trailers" in scope["extensions"]
         await send({"type": "http.response.start", "status": 200, "trailers": True})
@@ -667,6 +669,19 @@ def test_strict_refuses_with_403_before_the_app(
             assert headers[":status"] == "403" and says in body.decode()
             assert wire.goaway() is not None  # a new connection may carry a certificate
     assert sum(CALLS.values()) == before
+
+
+def test_a_silent_app_gets_504_on_its_stream_and_the_others_go_on(test_pki: PKIFiles) -> None:
+    timed = config(test_pki, timeouts=Timeouts(app=1.0, send=5))
+    with serve_in_thread(timed) as running:
+        with Wire(running.ports[0], tls_client(test_pki.ca_cert)) as wire:
+            wire.start()
+            wire.send(wire.headers(1, "/hang"), wire.headers(3, "/quick"))
+            assert answer(wire, 3)["path"] == "/quick"  # not held by the stream beside it
+            headers, body = wire.response(1)
+            assert headers[":status"] == "504" and b"did not answer in time" in body
+            wire.send(wire.headers(5, "/after"))
+            assert answer(wire, 5)["path"] == "/after"  # the connection goes on
 
 
 # -- a graceful stop ------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from __future__ import annotations
 import h2.config
 import h2.connection
 import h2.events
-from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, RstStreamFrame
+import hpack
+from hyperframe.frame import ContinuationFrame, Frame, HeadersFrame, PingFrame, RstStreamFrame
 
 from mutls.http.connection import HTTPLimits
 from mutls.http.frameguard import ENHANCE_YOUR_CALM, PREFACE, FrameGuard
@@ -111,8 +112,21 @@ def test_a_graceful_goaway_refuses_later_streams_and_serves_earlier_ones() -> No
     goaway = next(e for e in events if isinstance(e, h2.events.ConnectionTerminated))
     assert goaway.error_code == 0 and goaway.last_stream_id == 1
     server.send_head(1, 200, [(b"Connection", b"close"), (b"X-A", b"b")], end=True)
-    raw = server.data_to_send()
-    assert raw  # the stream in flight is still answered after the GOAWAY
+    head = server.data_to_send()
+    # The stream in flight is still answered after the GOAWAY: HEADERS, END_STREAM, stream 1
+    # (h2's client, closed by the GOAWAY it heard, would refuse to read it: read by hand).
+    frame, length = Frame.parse_frame_header(memoryview(head[:9]))
+    frame.parse_body(memoryview(head[9 : 9 + length]))
+    assert isinstance(frame, HeadersFrame) and frame.stream_id == 1
+    assert {"END_STREAM", "END_HEADERS"} <= set(frame.flags)
+    fields = dict(client.decoder.decode(frame.data, raw=True))
+    assert fields[b"x-a"] == b"b" and b"connection" not in fields
+    # A stream the client opens after it (it should not) is refused, not served.
+    # (h2's client would not send it: the frame is made by hand.)
+    block = hpack.Encoder().encode(REQUEST)
+    late = HeadersFrame(3, data=block, flags=["END_HEADERS", "END_STREAM"]).serialize()
+    assert not any(isinstance(e, StreamOpened) for e in server.receive_data(late, 0.0))
+    assert RstStreamFrame(3, error_code=7).serialize() in server.data_to_send()  # REFUSED
 
 
 def test_frame_guard_counts_rapid_resets_exactly() -> None:
