@@ -441,6 +441,16 @@ def test_a_body_longer_than_its_content_length_is_malformed(wire: Wire) -> None:
     assert sum(CALLS.values()) == before
 
 
+def test_expect_100_continue_is_answered_before_the_body(wire: Wire) -> None:
+    wire.start()
+    wire.send(wire.headers(1, "/up", "PUT", extra=[("expect", "100-continue")], end_stream=False))
+    frames = wire.read_until(lambda f: isinstance(f, HeadersFrame))
+    first = next(f for f in frames if isinstance(f, HeadersFrame))
+    assert first.stream_id == 1 and first.fields == {":status": "100"}  # type: ignore[attr-defined]
+    wire.send(DataFrame(1, data=b"hello", flags=["END_STREAM"]))
+    assert answer(wire, 1)["body"] == "hello"
+
+
 def test_te_trailers_is_allowed(wire: Wire) -> None:
     wire.start()
     wire.send(wire.headers(1, "/te", extra=[("te", "trailers")]))

@@ -310,6 +310,7 @@ class HTTP2Connection:
         certificate_headers: Headers = []
         has_host = False
         content_length: int | None = None
+        expect_continue = False
         for name, value in raw:
             if name.startswith(b":"):
                 pseudo[name] = value
@@ -326,6 +327,8 @@ class HTTP2Connection:
                 continue
             if name == b"host":
                 has_host = True
+            elif name == b"expect":
+                expect_continue = value.lower() == b"100-continue"
             elif name == b"content-length":
                 try:
                     content_length = int(value)
@@ -350,6 +353,7 @@ class HTTP2Connection:
             http_version="2",
             headers=headers,
             keep_alive=True,
+            expect_continue=expect_continue,
             content_length=content_length,
             certificate_headers=tuple(certificate_headers),
         )
@@ -459,6 +463,10 @@ class HTTP2Connection:
         if not has_date:
             out.append((b"date", http_date()))
         self.h2.send_headers(stream_id, out, end_stream=end)
+
+    def send_continue(self, stream_id: int) -> None:
+        """``100 Continue``: the client may send the body it holds back (``expect``)."""
+        self.h2.send_headers(stream_id, [(b":status", b"100")])
 
     def window(self, stream_id: int) -> int:
         """How many bytes of data ``stream_id`` may send now (one frame at most)."""

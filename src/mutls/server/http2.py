@@ -303,6 +303,9 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
             log_refusal(self.client, self.facts, request, self.facts.refusal)
             self._answer(stream, 403, self.facts.refusal)
             self.close_when_idle()
+        elif request.expect_continue and self.http.stream_open(stream_id):
+            # As over HTTP/1.1: invited once the request is known to be served.
+            self.http.send_continue(stream_id)
 
     def _refused(self, event: StreamRefused) -> None:
         log.info(
