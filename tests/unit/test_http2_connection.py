@@ -11,15 +11,14 @@ from hyperframe.frame import ContinuationFrame, Frame, HeadersFrame, PingFrame, 
 
 from mutls.http.connection import HTTPLimits
 from mutls.http.frameguard import ENHANCE_YOUR_CALM, PREFACE, FrameGuard
-from mutls.http.http2 import (
+from mutls.http.h2events import (
     ConnectionEnded,
-    H2Limits,
-    HTTP2Connection,
     StreamCancelled,
     StreamOpened,
     StreamReady,
     StreamRefused,
 )
+from mutls.http.http2 import H2Limits, HTTP2Connection
 
 REQUEST = [(":method", "GET"), (":scheme", "https"), (":authority", "example"), (":path", "/p?q")]
 

@@ -1,10 +1,11 @@
 """``HTTP2Connection``: the server side of HTTP/2 (RFC 9113), sans-I/O, on the h2 library.
 
-Bytes go in with :meth:`HTTP2Connection.receive_data`, which returns this module's events (a
-request head on a stream, its body complete, a stream cancelled, a window opened, the end of
-the connection); responses go out through :meth:`send_head`, :meth:`send_data` and
-:meth:`end_stream`, and every call leaves bytes in :meth:`data_to_send`. Nothing here touches a
-socket or a clock (the caller passes ``now``), so every rule is tested by feeding frames.
+Bytes go in with :meth:`HTTP2Connection.receive_data`, which returns events
+(:mod:`mutls.http.h2events`: a request head on a stream, its body complete, a stream cancelled,
+a window opened, the end of the connection); responses go out through :meth:`send_head`,
+:meth:`send_data` and :meth:`end_stream`, and every call leaves bytes in :meth:`data_to_send`.
+Nothing here touches a socket or a clock (the caller passes ``now``), so every rule is tested
+by feeding frames.
 
 h2 keeps the protocol's state (streams, HPACK, flow control, SETTINGS) and refuses what breaks
 RFC 9113 (a bad preface, frame sizes, stream states, pseudo-headers, connection-specific
@@ -40,6 +41,15 @@ from mutls.http.events import Headers, Request
 from mutls.http.forwarded import KNOWN_NAMES
 from mutls.http.frameguard import ENHANCE_YOUR_CALM, FrameGuard
 from mutls.http.framing import FREE_CHUNKS
+from mutls.http.h2events import (
+    ConnectionEnded,
+    H2Event,
+    StreamCancelled,
+    StreamOpened,
+    StreamReady,
+    StreamRefused,
+    WindowOpened,
+)
 from mutls.http.response import SERVER_NAME, http_date
 
 #: the ALPN name of HTTP/2 over TLS.
@@ -76,65 +86,6 @@ class H2Limits:
     max_resets: int = 200
     max_control_frames: int = 1000
     window_seconds: float = 10.0
-
-
-# -- events ------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class StreamOpened:
-    """A request head on ``stream_id``, checked and screened; its body follows."""
-
-    stream_id: int
-    request: Request
-
-
-@dataclass(slots=True)
-class StreamReady:
-    """The request on ``stream_id`` is complete: ``body`` is all of it."""
-
-    stream_id: int
-    body: bytes
-
-
-@dataclass(slots=True)
-class StreamRefused:
-    """The request on ``stream_id`` broke a limit: answer ``status`` with ``reason``
-    (``request`` is ``None`` when its head was never accepted)."""
-
-    stream_id: int
-    status: int
-    reason: str
-    request: Request | None = None
-
-
-@dataclass(slots=True)
-class StreamCancelled:
-    """The client reset ``stream_id`` (or it was reset for the client's fault)."""
-
-    stream_id: int
-
-
-@dataclass(slots=True)
-class WindowOpened:
-    """The client let more response data through on ``stream_id`` (0: the connection)."""
-
-    stream_id: int
-
-
-@dataclass(slots=True)
-class ConnectionEnded:
-    """The connection is over: by the client's GOAWAY (``by_peer``) or a connection error
-    (the GOAWAY is in ``data_to_send()``)."""
-
-    reason: str
-    error_code: int = 0
-    by_peer: bool = False
-
-
-H2Event = (
-    StreamOpened | StreamReady | StreamRefused | StreamCancelled | WindowOpened | ConnectionEnded
-)
 
 
 @dataclass

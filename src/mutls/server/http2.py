@@ -18,18 +18,16 @@ from typing import TYPE_CHECKING
 from mutls.apps.base import send_text
 from mutls.apps.facts import ConnectionFacts
 from mutls.http.events import Request
-from mutls.http.http2 import (
-    ALPN_H2,
+from mutls.http.h2events import (
     ConnectionEnded,
-    ErrorCodes,
     H2Event,
-    HTTP2Connection,
     StreamCancelled,
     StreamOpened,
     StreamReady,
     StreamRefused,
     WindowOpened,
 )
+from mutls.http.http2 import ALPN_H2, ErrorCodes, HTTP2Connection
 from mutls.server.deadlines import ConnectionDeadlines
 from mutls.server.intake import FEED_PER_TURN
 from mutls.server.log import (
