@@ -19,7 +19,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -310,17 +310,24 @@ def probe(files: BenchPKI, port: int, timeout: float = 2.0) -> str:
 
 @contextlib.contextmanager
 def running(
-    peer: Peer, files: BenchPKI, workdir: Path, *, ready_timeout: float = 30.0
+    peer: Peer,
+    files: BenchPKI,
+    workdir: Path,
+    *,
+    ready_timeout: float = 30.0,
+    command: Callable[[Peer, BenchPKI, int, Path], list[str]] | None = None,
 ) -> Iterator[tuple[int, int]]:
-    """Start ``peer`` pinned to the server core; yield (pid, port) once it answers 200; stop it."""
+    """Start ``peer`` pinned to the server core; yield (pid, port) once it answers 200; stop it.
+    ``command`` makes its command line (default :func:`server_command`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    command = ["taskset", "-c", str(SERVER_CORE), *server_command(peer, files, port, workdir)]
+    argv = (command or server_command)(peer, files, port, workdir)
+    command_line = ["taskset", "-c", str(SERVER_CORE), *argv]
     env = {**os.environ, "PYTHONPATH": str(BENCH_DIR), "PYTHONDONTWRITEBYTECODE": "1"}
     log_path = workdir / f"{peer.kind}.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            command,
+            command_line,
             cwd=BENCH_DIR,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -26,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from http2 import http2_table, run_http2
 from load import BenchError, build_loadgen, measure, measure_idle
 from peers import (
     BENCH_DIR,
@@ -82,7 +83,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-install", action="store_true", help="never install (fail instead)")
     p.add_argument("--note", help="a sentence put at the top of the report (e.g. the load)")
-    p.add_argument("--results-md", type=Path, default=RESULTS_MD, help="where the table goes")
+    p.add_argument(
+        "--only-http2", action="store_true", help="run only the HTTP/2 row (h2load; no idle)"
+    )
+    p.add_argument("--no-http2", action="store_true", help="leave the HTTP/2 row out")
+    p.add_argument(
+        "--http2-requests", type=int, help="h2load requests per HTTP/2 figure (20000, quick 5000)"
+    )
+    p.add_argument(
+        "--results-md",
+        type=Path,
+        help="where the table goes (default bench/RESULTS.md; none with --only-http2, whose "
+        "partial table must not replace the whole one)",
+    )
     args = p.parse_args(argv)
     quick = args.quick
     args.rounds = args.rounds or (2 if quick else 5)
@@ -94,6 +107,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for metric in args.metrics:
         if metric not in ALL_METRICS:
             p.error(f"--metrics: unknown figure {metric!r}; use {', '.join(ALL_METRICS)}")
+    args.http2_requests = args.http2_requests or (5000 if quick else 20000)
+    if args.only_http2:
+        args.idle = 0
     for key in args.keys:
         if key not in KEY_TYPES:
             p.error(f"--keys: unknown key type {key!r}; use {', '.join(KEY_TYPES)}")
@@ -254,6 +270,8 @@ def render(result: dict[str, Any]) -> str:
     if result.get("note"):
         out += [f"**Note:** {result['note']}", ""]
     for key, summary in result["summary"].items():
+        if not summary:
+            continue  # (--only-http2)
         out += [f"## {key}", "", figures_table(summary, names), ""]
         out += [
             f"Ratios of each median to uvicorn's / nginx's ({key}, same run):",
@@ -267,6 +285,20 @@ def render(result: dict[str, Any]) -> str:
             busy_table(summary, names),
             "",
         ]
+    if result.get("http2"):
+        from http2 import CONNECTIONS as H2_CONNECTIONS
+        from http2 import STREAMS as H2_STREAMS
+
+        out += [
+            f"## HTTP/2 (h2load, {H2_CONNECTIONS} connections x {H2_STREAMS} streams in flight, "
+            f"{s.get('http2_requests', '?')} requests per figure, {s['keys'][0]})",
+            "",
+            "h2load sends no client certificate: each server asks for one (granian cannot "
+            "without requiring it, so it asks for none); CPU includes the 4 handshakes.",
+            "",
+            http2_table(result["http2"]),
+            "",
+        ]
     if result["idle"]:
         out += [
             f"## Idle mTLS connections ({s['idle']:,}, ecdsa-p256, fresh server each)",
@@ -274,7 +306,7 @@ def render(result: dict[str, Any]) -> str:
             idle_table(result["idle"], names),
             "",
         ]
-    if any(p.startswith("mutls strict") for p in names) and result["summary"]:
+    if any(p.startswith("mutls strict") for p in names) and any(result["summary"].values()):
         out += [
             "## Issue 6's targets, from this run",
             "",
@@ -324,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                     "metrics": args.metrics,
                     "websocket": {"depth": WS_DEPTH, "message_bytes": WS_SIZE},
                     "quick": args.quick,
+                    "http2_requests": args.http2_requests,
                 },
                 "versions": {
                     name: text
@@ -335,9 +368,23 @@ def main(argv: list[str] | None = None) -> int:
                 "note": args.note,
                 "failures": {},
             }
-            samples = run_rounds(
-                args, peers, pkis, loadgen, work, result["failures"], result["skipped"]
+            samples = (
+                {key: {} for key in args.keys}
+                if args.only_http2
+                else run_rounds(
+                    args, peers, pkis, loadgen, work, result["failures"], result["skipped"]
+                )
             )
+            if not args.no_http2:
+                result["http2"] = run_http2(
+                    [p for p in peers if p.name not in result["skipped"]],
+                    pkis[args.keys[0]],
+                    work,
+                    rounds=args.rounds,
+                    requests=args.http2_requests,
+                    log=log,
+                    failures=result["failures"],
+                )
             peers = [p for p in peers if p.name not in result["skipped"]]
             result["samples"] = samples
             result["summary"] = {key: summarise(samples[key]) for key in args.keys}
@@ -354,7 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
     (RESULTS_DIR / f"{stamp}.json").write_text(json.dumps(result, indent=1, default=str))
     (RESULTS_DIR / f"{stamp}.md").write_text(text)
-    args.results_md.write_text(text)
+    results_md = args.results_md or (None if args.only_http2 else RESULTS_MD)
+    if results_md is not None:
+        results_md.write_text(text)
     print(text)
     log(f"done in {result['elapsed_seconds']:.0f} s; written to {RESULTS_DIR}/{stamp}.json|md")
     return 0

@@ -40,6 +40,7 @@ PACKAGE_OF = {
     "gcc": "gcc",
     "/usr/include/openssl/ssl.h": "libssl-dev",
     "chromium": "chromium",
+    "h2load": "nghttp2-client",
     "firefox-esr": "firefox-esr",
     "mcs": "mono-mcs",
     "mono": "mono-mcs",

@@ -263,3 +263,28 @@ def test_a_server_that_fails_to_start_closes_its_metrics_listener() -> None:
     # the next server of this process may open one again
     with serve_in_thread(config.with_changes(app=None)):
         assert curl(f"http://127.0.0.1:{metrics_port}/health").stdout == "ok\n"
+
+
+def test_http2_streams_are_logged_and_counted_like_http11(
+    test_pki: PKIFiles, tmp_path: Path
+) -> None:
+    """Requests over HTTP/2 get the same access line and the same counts as over HTTP/1.1;
+    a connection handed to HTTP/2 after its handshake is one open connection, closed once."""
+    port, metrics_port, log = free_port(), free_port(), tmp_path / "h2.log"
+    args = ["serve", "--port", str(port), "--p12", str(test_pki.p12("server"))]
+    args += ["--pkpwd", PASSWORD, "--client-cert", "optional", "--client-ca", str(test_pki.ca_cert)]
+    args += ["--metrics-address", f"127.0.0.1:{metrics_port}"]
+    url = f"https://localhost:{port}/cctest.aspx"
+    with mutls_process(args, tmp_path, log):
+        for version in ("--http2", "--http1.1", "--http2"):
+            answer = curl(url, version, *with_cert(test_pki, "poupou"), url)  # two per connection
+            assert answer.stdout.count("your certificate is valid") == 2, answer.stderr
+        samples = wait_for(metrics_port, "mutls_requests_total", 6, status="200")
+        samples = wait_for(metrics_port, "mutls_open_connections", 0)
+        assert value(samples, "mutls_connections_total") == 3
+        assert value(samples, "mutls_request_duration_seconds_count") == 6
+        wait_for_text(log, " INFO mutls.access: ", 6)
+    lines = [line for line in log.read_text().splitlines() if " mutls.access: " in line]
+    assert sum('"GET /cctest.aspx HTTP/2"' in line for line in lines) == 4, lines
+    assert sum('"GET /cctest.aspx HTTP/1.1"' in line for line in lines) == 2, lines
+    assert all('subject="CN=poupou" verify=SUCCESS' in line for line in lines), lines

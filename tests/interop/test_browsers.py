@@ -94,6 +94,14 @@ CASES = {
         "<td>TLSv1.2</td>",
         tls12=True,
     ),
+    # mutls offers h2 first (--http auto): the browser's page came over HTTP/2, same verdict.
+    "require-h2": Case(
+        "poupou",
+        "require",
+        "poupou",
+        "Hello CN=poupou, your certificate is valid",
+        "<th>Protocol (ALPN)</th><td>h2</td>",
+    ),
     # The server names only its CA: the browser has nothing to offer, so nothing is sent.
     "ca-names-hide-foreign": Case("mallory", "require", "mallory", "client certificate required"),
     "foreign-report": Case(

@@ -50,7 +50,11 @@ def http_scope(request: Request, facts: ConnectionFacts, state: dict[str, Any]) 
         "headers": [(name.lower(), value) for name, value in request.headers],
         "client": facts.client,
         "server": facts.server,
-        "extensions": dict(facts.asgi_extensions),
+        "extensions": (
+            {**facts.asgi_extensions, "http.response.trailers": {}}
+            if request.http_version == "2"  # (HTTP/2 carries trailers on every response)
+            else dict(facts.asgi_extensions)
+        ),
         "state": dict(state),
     }
 
@@ -149,6 +153,10 @@ class _Exchange:
         self.head_sent = False
         self.finished = False
         self.failed = False
+        #: the app announced trailers (``http.response.trailers``): the body's end waits for
+        #: them, and they are gathered here until the last.
+        self.trailers: Headers | None = None
+        self.body_done = False
 
     async def receive(self) -> Message:
         if self.body is not None:
@@ -165,6 +173,11 @@ class _Exchange:
                 raise RuntimeError("http.response.start sent twice")
             self.status = int(message["status"])
             self.headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
+            if message.get("trailers", False):
+                self.trailers = []
+            return
+        if kind == "http.response.trailers":
+            await self._send_trailers(message)
             return
         if kind != "http.response.body":
             raise RuntimeError(f"unexpected ASGI message {kind!r}")
@@ -183,5 +196,22 @@ class _Exchange:
         if data:
             await self.channel.send(bytes(data))
         if not message.get("more_body", False):
+            if self.trailers is not None:
+                self.body_done = True  # the end goes with the trailers
+                return
             self.finished = True
+            await self.channel.finish()
+
+    async def _send_trailers(self, message: Message) -> None:
+        """The ASGI ``http.response.trailers`` extension (offered over HTTP/2)."""
+        if self.trailers is None or not self.body_done or self.finished:
+            raise RuntimeError("http.response.trailers without trailers announced, or early")
+        self.trailers += [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
+        if message.get("more_trailers", False):
+            return
+        self.finished = True
+        send_trailers = getattr(self.channel, "send_trailers", None)
+        if send_trailers is not None:
+            await send_trailers(self.trailers)
+        else:
             await self.channel.finish()

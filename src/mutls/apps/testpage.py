@@ -40,6 +40,7 @@ def detail_rows(facts: ConnectionFacts) -> list[tuple[str, str]]:
         rows += [
             ("TLS version", tls.version),
             ("Cipher", tls.cipher),
+            ("Protocol (ALPN)", tls.alpn or "none"),
             ("Session", "resumed" if tls.resumed else "new"),
         ]
     cert: ClientCertificate | None = facts.client_certificate

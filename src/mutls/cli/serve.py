@@ -30,9 +30,10 @@ from mutls.cli.common import ArgumentParser, password_from
 from mutls.errors import MutlsError, UsageError, WrongPasswordError
 from mutls.http.connection import HTTPLimits
 from mutls.http.framing import FREE_CHUNKS
+from mutls.http.http2 import H2Limits
 from mutls.pki.identity import Identity
 from mutls.server.config import ServerConfig, Timeouts
-from mutls.tls.options import ClientCertMode, VerifyPolicy
+from mutls.tls.options import ClientCertMode, HTTPVersions, VerifyPolicy
 from mutls.ws.session import WebSocketLimits
 
 HELP = "serve a WSGI/ASGI app (or the test page) over HTTPS with client certificates"
@@ -159,6 +160,12 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
         "reload); instances with the same keys resume each other's sessions (default: random "
         "keys made at start, shared by every worker and kept across reloads)",
     )
+    tls.add_argument(
+        "--http",
+        choices=[v.value for v in HTTPVersions],
+        help="HTTP versions offered in ALPN: auto (h2 and http/1.1, the default), 1.1, or 2 "
+        "(h2 only: clients that offer only http/1.1 are refused in the handshake)",
+    )
     add_limit_options(parser)
     run = parser.add_argument_group("running")
     run.add_argument("--nonstop", action="store_true", help="do not stop when Return is pressed")
@@ -255,6 +262,24 @@ LIMIT_OPTIONS = {
         "answered 400 (default {}; 0: no limit)",
     ),
 }
+#: H2Limits' fields: flag, help (the window is H2Limits.window_seconds).
+H2_LIMIT_OPTIONS = {
+    "max_concurrent_streams": (
+        "--h2-max-streams",
+        "HTTP/2 streams a connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS), or "
+        "whose app still runs (default {})",
+    ),
+    "max_resets": (
+        "--h2-max-resets",
+        "HTTP/2 streams a connection may reset in 10 s (rapid reset), then GOAWAY "
+        "ENHANCE_YOUR_CALM (default {})",
+    ),
+    "max_control_frames": (
+        "--h2-max-control-frames",
+        "HTTP/2 SETTINGS, PING, PRIORITY and empty frames a connection may send in 10 s, then "
+        "GOAWAY ENHANCE_YOUR_CALM (default {})",
+    ),
+}
 _SIZE = re.compile(r"(\d+)\s*([kmg]?)(?:i?b)?", re.IGNORECASE)
 _MULTIPLIERS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -304,6 +329,9 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
             metavar=metavar,
             help=text.format(getattr(limits, name)),
         )
+    h2_limits = H2Limits()
+    for name, (flag, text) in H2_LIMIT_OPTIONS.items():
+        group.add_argument(flag, type=int, metavar="N", help=text.format(getattr(h2_limits, name)))
     add_websocket_options(parser)
 
 
@@ -387,6 +415,15 @@ def limits_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "limits": limits,
         "websocket": websocket_from_args(args),
     }
+    h2_given = {
+        name: getattr(args, flag[2:].replace("-", "_"), None)
+        for name, (flag, _help) in H2_LIMIT_OPTIONS.items()
+    }
+    config["h2_limits"] = replace(
+        H2Limits(), **{k: v for k, v in h2_given.items() if v is not None}
+    )
+    if getattr(args, "http", None) is not None:
+        config["http"] = HTTPVersions(args.http)
     for dest in ("max_connections", "threads", "thread_queue", "max_client_chain"):
         if getattr(args, dest, None) is not None:
             config[dest] = getattr(args, dest)

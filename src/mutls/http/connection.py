@@ -54,6 +54,18 @@ def _prefix_range(prefix: bytes) -> tuple[bytes, bytes]:
 (_X_SSL, _X_SSL_END), (_SSL, _SSL_END) = map(_prefix_range, KNOWN_PREFIXES)
 
 
+def underscore_name(name: bytes) -> bool:
+    """Whether a header name holds ``_``: such a field never reaches the app (nginx's
+    ``underscores_in_headers off``), in HTTP/1.1 and HTTP/2 alike."""
+    return _UNDERSCORE in name
+
+
+def certificate_header(lname: bytes, certificate_names: frozenset[bytes]) -> bool:
+    """Whether a (lower-case) header name carries a client certificate or its parts: such a
+    field is set aside, never shown to the app, in HTTP/1.1 and HTTP/2 alike."""
+    return lname in certificate_names or _SSL <= lname < _SSL_END or _X_SSL <= lname < _X_SSL_END
+
+
 @dataclass(frozen=True)
 class HTTPLimits:
     """How much a client may send: head bytes (431), header count (431), body bytes (413).
@@ -268,15 +280,11 @@ class HTTPConnection:
             self._has_host = True
         elif lname == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
-        elif self._underscores and _UNDERSCORE in name:
+        elif self._underscores and underscore_name(name):
             if self.dropped_name is None:
                 self.dropped_name = name
             return
-        elif (
-            lname in self._certificate_names
-            or _SSL <= lname < _SSL_END
-            or _X_SSL <= lname < _X_SSL_END
-        ):
+        elif certificate_header(lname, self._certificate_names):
             if self._certificate_headers is None:
                 self._certificate_headers = []
             self._certificate_headers.append((lname, value))

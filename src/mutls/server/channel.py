@@ -22,10 +22,14 @@ class ChannelConnection(Protocol):
     loop: asyncio.AbstractEventLoop
     #: the task running the app (cancelled past --app-timeout).
     task: asyncio.Task[None] | None
-    #: the socket's buffer is full: the next write waits in :meth:`drain`.
-    write_paused: bool
-    #: the connection is closed or closing: nothing more is sent on it.
-    lost: bool
+
+    @property
+    def write_paused(self) -> bool:
+        """The socket's buffer is full: the next write waits in :meth:`drain`."""
+
+    @property
+    def lost(self) -> bool:
+        """The connection (an HTTP/2 stream) is closed or closing: nothing more is sent."""
 
     @property
     def closing(self) -> bool:

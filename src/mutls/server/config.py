@@ -16,6 +16,7 @@ from mutls.authz.access import Access
 from mutls.errors import MutlsError, UsageError
 from mutls.http.connection import HTTPLimits
 from mutls.http.forwarded import KNOWN_NAMES, ForwardedHeader
+from mutls.http.http2 import H2Limits
 from mutls.pki.identity import Identity
 from mutls.pki.trust import TrustMaterial
 from mutls.tls.options import (
@@ -23,6 +24,7 @@ from mutls.tls.options import (
     MAX_CLIENT_CHAIN,
     MIN_CLIENT_CHAIN,
     ClientCertMode,
+    HTTPVersions,
     VerifyPolicy,
 )
 from mutls.ws.session import WebSocketLimits
@@ -140,6 +142,10 @@ class ServerConfig:
     #: ``--ws-max-size``, ``--ws-max-queue``, ``--ws-ping-interval``, ``--ws-ping-timeout``,
     #: ``--ws-close-timeout``: what one WebSocket may cost (:mod:`mutls.ws`).
     websocket: WebSocketLimits = field(default_factory=WebSocketLimits)
+    #: ``--http``: the HTTP versions offered in ALPN (HTTP/2 is served over TLS only).
+    http: HTTPVersions = HTTPVersions.AUTO
+    #: ``--h2-max-streams``, ``--h2-max-resets``, ``--h2-max-control-frames``.
+    h2_limits: H2Limits = field(default_factory=H2Limits)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -207,6 +213,7 @@ class ServerConfig:
             )
         self._validate_forwarding()
         self._validate_observability()
+        self._validate_http2()
         self._validate_timeouts()
         self._validate_limits()
         self._validate_trust_files()
@@ -315,6 +322,21 @@ class ServerConfig:
 
         return metrics_address(self.metrics_address)
 
+    def _validate_http2(self) -> None:
+        if self.http is HTTPVersions.HTTP2 and self.identity is None:
+            raise UsageError(
+                "--http 2 needs TLS (HTTP/2 is offered through ALPN; cleartext h2c is not "
+                "served): give a certificate (--cert/--key or --p12)"
+            )
+        limits = self.h2_limits
+        for flag, value in (
+            ("--h2-max-streams", limits.max_concurrent_streams),
+            ("--h2-max-resets", limits.max_resets),
+            ("--h2-max-control-frames", limits.max_control_frames),
+        ):
+            if value < 1:
+                raise UsageError(f"{flag} {value}: must be at least 1")
+
     def _validate_trust_files(self) -> None:
         """--client-ca and --crl files are read once here, so a missing or corrupt one is a
         line when the config is made, not a traceback when the server starts."""
@@ -420,6 +442,7 @@ class ServerConfig:
                 keylog_path=self.keylog_path,
                 max_client_chain=self.max_client_chain,
                 ticket_keys=ticket_keys,
+                http=self.http,
             )
         )
 

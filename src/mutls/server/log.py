@@ -28,6 +28,7 @@ from mutls.errors import UsageError
 if TYPE_CHECKING:
     from mutls.apps.facts import ConnectionFacts
     from mutls.http.events import Request
+    from mutls.server.protocol import ServerState
     from mutls.tls.connection import TLSError
 
 log = logging.getLogger("mutls.server")
@@ -158,6 +159,26 @@ def log_access(
             None,
         )
     )
+
+
+def record_answer(
+    state: ServerState,
+    facts: ConnectionFacts | None,
+    client: tuple[str, int] | None,
+    request: Request,
+    status: int,
+    sent: int,
+    took: float,
+) -> None:
+    """Count (``--metrics-address``) and log (the access log) one answered request, whatever
+    the HTTP version. The client is the one the app saw: a trusted proxy's relayed address
+    (PROXY header, ``--proxy-headers``), else the socket's peer."""
+    if state.metrics is not None:
+        state.metrics.request(status, took)
+    if state.access_log:
+        log_access(
+            facts.client if facts is not None else client, facts, request, status, sent, took
+        )
 
 
 # -- handshake failures -------------------------------------------------------------------------
@@ -368,3 +389,19 @@ def configure_logging(
         access_log.setLevel(logging.WARNING)  # access lines are INFO: none is made
     elif access_log.level == logging.WARNING:
         access_log.setLevel(logging.NOTSET)
+
+
+def log_refusal(
+    client: tuple[str, int] | None, facts: ConnectionFacts | None, request: Request, reason: str
+) -> None:
+    """The policy's 403 (an invalid or missing certificate, an unauthorized one), whatever
+    the HTTP version."""
+    cert = facts.client_certificate if facts is not None else None
+    log.warning(
+        "refused %s %s from %s (%s): 403 %s",
+        request.method,
+        printable(request.path),
+        peer(client),
+        printable(cert.subject if cert is not None and cert.present else "no certificate"),
+        printable(reason),
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from mutls.apps.base import HTTPApp
 from mutls.apps.facts import ConnectionFacts, connection_facts
@@ -28,15 +28,17 @@ from mutls.http.response import simple_response
 from mutls.server.channel import Channel
 from mutls.server.config import ServerConfig
 from mutls.server.deadlines import ConnectionDeadlines
+from mutls.server.http2 import speaks_http2, take_over
 from mutls.server.intake import MAX_PENDING_EVENTS
 from mutls.server.log import (
     HandshakeFailures,
     log,
-    log_access,
     log_certificate_headers,
     log_dropped_name,
+    log_refusal,
     peer,
     printable,
+    record_answer,
 )
 from mutls.server.metrics import MetricsRow
 from mutls.server.proxied import ProxyHeaderIntake
@@ -49,6 +51,16 @@ from mutls.ws.handshake import wants_websocket
 PLAIN_HTTP_ON_TLS_PORT = "this is an HTTPS port: use https:// to talk to it"
 
 
+class ServedConnection(Protocol):
+    """What the server does with any open connection: stop it gracefully or at once."""
+
+    def close_when_idle(self) -> None:
+        """Graceful stop."""
+
+    def abort(self) -> None:
+        """Drop the connection at once."""
+
+
 @dataclass
 class ServerState:
     """What every connection of one server shares."""
@@ -58,7 +70,8 @@ class ServerState:
     tls_context: ServerContext | None = None
     #: certificates forwarded by trusted proxies (``--trusted-proxy``), judged per request.
     forwarding: ForwardedCertificates | None = None
-    connections: set[ConnectionProtocol] = field(default_factory=set)
+    #: open connections (HTTP/1.1 or, once ALPN chose h2, HTTP/2 ones).
+    connections: set[ServedConnection] = field(default_factory=set)
     stopping: bool = False
     #: access lines are wanted (decided once at start: no per-request check of the logger).
     access_log: bool = True
@@ -222,6 +235,9 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
             return b""
         if self.facts is None and tls.handshake_complete:
             self._on_handshake(tls)
+            if speaks_http2(self.config.http, tls.info):
+                take_over(self, plain)  # mutls.server.http2 serves the connection from now on
+                return b""
             if not plain:
                 self._flush_tls()
             # else a request came with the client's Finished: the session tickets OpenSSL just
@@ -350,15 +366,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
     def _refuse(self, request: Request, reason: str) -> None:
         """The policy's 403, logged; the connection then closes (a new one may carry a
         certificate)."""
-        cert = self.facts.client_certificate if self.facts is not None else None
-        log.warning(
-            "refused %s %s from %s (%s): 403 %s",
-            request.method,
-            printable(request.path),
-            peer(self.client),
-            printable(cert.subject if cert is not None and cert.present else "no certificate"),
-            printable(reason),
-        )
+        log_refusal(self.client, self.facts, request, reason)
         answer = simple_response(request, 403, reason)
         self.write(answer)
         self._record_answer(request, 403, _body_size(answer))
@@ -420,14 +428,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
         state = self.state
         if state.access_log or state.metrics is not None:
             took = self.loop.time() - self._started
-            if state.metrics is not None:
-                state.metrics.request(status, took)
-            if state.access_log:
-                # the client as the app saw it: a trusted proxy's relayed address (PROXY
-                # header, --proxy-headers), else the socket's peer
-                facts = self.facts
-                who = facts.client if facts is not None else self.client
-                log_access(who, facts, request, status, sent, took)
+            record_answer(state, self.facts, self.client, request, status, sent, took)
 
     # -- output and closing --------------------------------------------------------------------
 

@@ -29,7 +29,12 @@ from mutls.tls import _openssl, tickets
 from mutls.tls._openssl import ffi, lib
 from mutls.tls.bounded import BoundedCache
 from mutls.tls.ciphers import DEFAULT_TLS12_CIPHERS
-from mutls.tls.options import DEFAULT_MAX_CLIENT_CHAIN, ClientCertMode, VerifyPolicy
+from mutls.tls.options import (
+    DEFAULT_MAX_CLIENT_CHAIN,
+    ClientCertMode,
+    HTTPVersions,
+    VerifyPolicy,
+)
 from mutls.tls.tickets import TicketKeys
 from mutls.tls.verdicts import key_of
 from mutls.tls.verify import SECURITY_LEVEL, ClientVerifier, nested
@@ -123,6 +128,8 @@ class ServerTLSConfig:
     #: session-ticket keys shared with other contexts (workers, generations, machines); ``None``:
     #: OpenSSL's own, random for this context alone (see :mod:`mutls.tls.tickets`).
     ticket_keys: TicketKeys | None = None
+    #: ``--http``: the ALPN names offered (see :class:`~mutls.tls.options.HTTPVersions`).
+    http: HTTPVersions = HTTPVersions.HTTP11
 
 
 class ServerContext:
@@ -419,17 +426,27 @@ def _on_cert_verify(store_ctx: Any, _arg: Any) -> int:
         lib.X509_STORE_CTX_set0_untrusted(store_ctx, sent)  # ours is freed with ``helpers``
 
 
-def _on_alpn(_ssl: Any, out: Any, outlen: Any, offered: Any, offered_len: int, _arg: Any) -> int:
-    """HTTP/1.1 when offered; otherwise carry on without ALPN (clients fall back)."""
+def _on_alpn(ssl: Any, out: Any, outlen: Any, offered: Any, offered_len: int, _arg: Any) -> int:
+    """The first of the server's ALPN names (``--http``) that the client offers. None of them:
+    HTTP/1.1 carries on without ALPN (clients fall back), while an HTTP/2-only server refuses
+    the handshake (no_application_protocol, RFC 7301 3.2)."""
+    owner = owner_of(ssl)
+    versions = owner.context.config.http if owner is not None else HTTPVersions.HTTP11
     data = ffi.buffer(offered, offered_len)[:]
+    names: dict[bytes, int] = {}
     at = 0
     while at < len(data):
         size = data[at]
-        if data[at + 1 : at + 1 + size] == ALPN_HTTP11:
-            out[0] = offered + at + 1
-            outlen[0] = size
-            return _openssl.SSL_TLSEXT_ERR_OK
+        names.setdefault(data[at + 1 : at + 1 + size], at)
         at += 1 + size
+    for name in versions.alpn:
+        found = names.get(name)
+        if found is not None:
+            out[0] = offered + found + 1
+            outlen[0] = len(name)
+            return _openssl.SSL_TLSEXT_ERR_OK
+    if versions is HTTPVersions.HTTP2:
+        return _openssl.SSL_TLSEXT_ERR_ALERT_FATAL
     return _openssl.SSL_TLSEXT_ERR_NOACK
 
 

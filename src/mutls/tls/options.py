@@ -13,6 +13,23 @@ class ClientCertMode(enum.Enum):
     REQUIRE = "require"  #: asks; a request without one is refused (--https-client-require)
 
 
+class HTTPVersions(enum.Enum):
+    """Which HTTP versions the server offers in ALPN (``--http``)."""
+
+    AUTO = "auto"  #: h2 and http/1.1, HTTP/2 first; no ALPN: HTTP/1.1
+    HTTP11 = "1.1"  #: http/1.1 only
+    HTTP2 = "2"  #: h2 only; a client offering only others is refused, one without ALPN gets h2
+
+    @property
+    def alpn(self) -> tuple[bytes, ...]:
+        """The ALPN names offered, in the server's order of preference."""
+        if self is HTTPVersions.HTTP11:
+            return (b"http/1.1",)
+        if self is HTTPVersions.HTTP2:
+            return (b"h2",)
+        return (b"h2", b"http/1.1")
+
+
 class VerifyPolicy(enum.Enum):
     """What happens to a request whose certificate is missing (when required) or not valid."""
 
