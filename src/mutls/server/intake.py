@@ -32,20 +32,32 @@ FEED_PER_TURN = 64 * 1024
 LINES_PER_TURN = 1024
 
 
-def turn_share(data: bytes | bytearray) -> int:
-    """How many of the first bytes of ``data`` fit one turn: at most FEED_PER_TURN, cut after
-    the LINES_PER_TURN-th line end (found by halving with ``count``, a C scan)."""
+def turn_share(data: bytes | bytearray, lines: bool = True) -> int:
+    """How many of the first bytes of ``data`` fit one turn: at most FEED_PER_TURN and, when
+    ``lines`` (a head or a chunked body: parsed line by line), at most LINES_PER_TURN line ends.
+    Counted with ``count`` (a C scan) over windows that double from 4 KiB, then halving in the
+    window that holds the line end too many: a few KiB scanned for dense line ends, at most
+    twice the data for sparse ones."""
     end = min(len(data), FEED_PER_TURN)
-    if data.count(b"\n", 0, end) <= LINES_PER_TURN:
+    if not lines:
         return end
-    low, high = 0, end  # count(0, low) <= LINES_PER_TURN < count(0, high)
-    while high - low > 1:
-        middle = (low + high) // 2
-        if data.count(b"\n", 0, middle) <= LINES_PER_TURN:
-            low = middle
+    low, high = 0, min(end, 4 * LINES_PER_TURN)
+    here = data.count(b"\n", 0, high)
+    allowed = LINES_PER_TURN  # line ends still allowed from ``low`` on
+    while here <= allowed:
+        if high == end:
+            return end
+        allowed -= here
+        low, high = high, min(end, 2 * high)
+        here = data.count(b"\n", low, high)
+    cut, over = low, high  # count(low, cut) <= allowed < count(low, over)
+    while over - cut > 1:
+        middle = (cut + over) // 2
+        if data.count(b"\n", low, middle) <= allowed:
+            cut = middle
         else:
-            high = middle
-    return low
+            over = middle
+    return cut
 
 
 class PlaintextIntake:
@@ -75,7 +87,7 @@ class PlaintextIntake:
             self._turn is None
             and not self._backlog
             and len(data) <= FEED_PER_TURN
-            and data.count(b"\n") <= LINES_PER_TURN
+            and (not self.http.reads_lines or data.count(b"\n") <= LINES_PER_TURN)
         ):
             self.http.receive_data(data)
             self._pump()
@@ -111,7 +123,7 @@ class PlaintextIntake:
         if self.task is not None and self.http.pending_events > MAX_PENDING_EVENTS:
             self._update_reading()
             return  # enough requests wait for the app: _resume_intake when it is done
-        share = turn_share(backlog)
+        share = turn_share(backlog, self.http.reads_lines)
         data = bytes(backlog[:share])
         del backlog[:share]
         self._turn = self.loop.call_soon(self._feed_turn)
