@@ -451,6 +451,21 @@ class Round:
         """Rate under attack over the rate alone."""
         return self.attacked_rate / self.unloaded_rate if self.unloaded_rate else 0.0
 
+    @property
+    def server_cpu_ratio(self) -> float:
+        """The server's CPU under attack over its CPU alone: what the machine gave it."""
+        alone = self.cores_alone.server
+        return self.cores_attacked.server / alone if alone else 0.0
+
+    @property
+    def valid_share(self) -> float:
+        """Valid requests per second of server CPU, under attack over alone: the part of the
+        server's CPU the valid clients kept (ratio = server_cpu_ratio x valid_share)."""
+        alone, attacked = self.cores_alone.server, self.cores_attacked.server
+        if not (alone and attacked and self.unloaded_rate):
+            return 0.0
+        return (self.attacked_rate / attacked) / (self.unloaded_rate / alone)
+
 
 def wait_for_fds(server: SoakServer, limit: int, timeout: float) -> tuple[int, float]:
     """Poll until the server holds at most ``limit`` fds (or ``timeout``): (fds, seconds)."""
@@ -564,6 +579,8 @@ def describe(number: int, result: Round, settings: Settings) -> str:
         f"server fds peak {result.peak_fds}\n"
         f"  alone: {result.cores_alone}\n"
         f"  under attack: {result.cores_attacked}\n"
+        f"  the ratio = the server's CPU under attack over alone {result.server_cpu_ratio:.0%} "
+        f"(the machine) x the valid clients' share of it {result.valid_share:.0%} (the server)\n"
         f"  after: fds {result.fds_before} -> {result.fds_after} "
         f"(freed in {result.reclaim_s:.1f} s), "
         f"RSS {result.rss_before / MIB:.1f} -> {result.rss_after / MIB:.1f} MiB"
