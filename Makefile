@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-lowest deps lint typecheck pytest bench soak clean
+.PHONY: demo test test-lowest deps lint typecheck pytest bench soak soak-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench: $(STAMP)
 SOAK_S ?= 120
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py --seconds $(SOAK_S)
+
+# One short round (~45 s): a quick check, not a figure.
+soak-quick: $(STAMP)
+	$(BIN)/python bench/soak.py --quick
 
 clean:
 	rm -rf $(VENV) $(LOWEST) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -33,6 +33,8 @@ PEER_REQUIREMENTS = ("uvicorn[standard]", "hypercorn", "granian")
 APP = "asgi_app:app"
 #: idle connections must outlive the measurement of their memory.
 KEEP_ALIVE_S = 600
+#: one request per connection (the probe's, the soak's valid clients', the flood's).
+REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
 
 class ServerStartError(BenchError):
@@ -298,7 +300,7 @@ def probe(files: BenchPKI, port: int, timeout: float = 2.0) -> str:
     context.load_cert_chain(str(files.client_cert), str(files.client_key))
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            tls.sendall(REQUEST)
             data = b""
             while b"\r\n" not in data:
                 chunk = tls.recv(4096)

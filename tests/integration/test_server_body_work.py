@@ -1,7 +1,8 @@
 """What one request body may cost the server, over real sockets: a chunk announcing more than
 the body limit is refused on its size line, a body of tiny chunks past the free ones is refused,
-and a connection hands the parser at most FEED_PER_TURN bytes per turn of the event loop, so that
-another connection is answered while it uploads. Counts, never times."""
+and a connection hands the parser at most FEED_PER_TURN bytes and LINES_PER_TURN line ends per
+turn of the event loop, so that another connection is answered while it uploads. Counts, never
+times."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from mutls.http import HTTPConnection, HTTPLimits
 from mutls.http.framing import FREE_CHUNKS
 from mutls.server import ServerConfig, Timeouts, serve_in_thread
-from mutls.server.intake import FEED_PER_TURN
+from mutls.server.intake import FEED_PER_TURN, LINES_PER_TURN
 
 from helpers import asgi_answer, asgi_body, read_until_close
 
@@ -83,14 +84,14 @@ def test_a_connection_feeds_the_parser_a_bounded_amount_per_loop_turn(
 ) -> None:
     """The event loop stands still while a client queues a large body of one-byte chunks in
     the socket (reads then come 256 KiB at a time); once it turns, no turn feeds any one
-    connection's parser more than FEED_PER_TURN bytes, and a request on another connection is
-    answered before the upload's."""
-    fed: list[tuple[int, int, int]] = []  # (turn, connection, bytes)
+    connection's parser more than FEED_PER_TURN bytes or LINES_PER_TURN line ends (a 1-byte
+    chunk is two), and a request on another connection is answered before the upload's."""
+    fed: list[tuple[int, int, int, int]] = []  # (turn, connection, bytes, line ends)
     turns = [0]
     receive_data = HTTPConnection.receive_data
 
     def counting(self: HTTPConnection, data: bytes) -> None:
-        fed.append((turns[0], id(self), len(data)))
+        fed.append((turns[0], id(self), len(data), bytes(data).count(b"\n")))
         receive_data(self, data)
 
     monkeypatch.setattr(HTTPConnection, "receive_data", counting)
@@ -140,9 +141,12 @@ def test_a_connection_feeds_the_parser_a_bounded_amount_per_loop_turn(
     assert status_of(answers["probe"]) == 200
     assert SEEN == ["/probe", "/up"]
     per_turn: collections.Counter[tuple[int, int]] = collections.Counter()
-    for turn, connection, size in fed:
+    lines_per_turn: collections.Counter[tuple[int, int]] = collections.Counter()
+    for turn, connection, size, lines in fed:
         per_turn[turn, connection] += size
+        lines_per_turn[turn, connection] += lines
     wire = len(CHUNKED) + body * 6 + 5
     assert sum(per_turn.values()) >= wire
     assert max(per_turn.values()) <= FEED_PER_TURN
-    assert len(per_turn) >= wire // FEED_PER_TURN
+    assert max(lines_per_turn.values()) <= LINES_PER_TURN
+    assert len(per_turn) >= 2 * body // LINES_PER_TURN

@@ -1,6 +1,7 @@
 """A short ``make soak``: valid mTLS clients are still served while an attacker holds
-half-handshakes and slowloris connections and uploads bodies in 1-byte chunks (each refused
-400), and once the attack holds still the server's own timeouts give back every file
+half-handshakes and slowloris connections, uploads bodies in 1-byte chunks (each refused 400)
+and floods the server with distinct-leaf handshakes carrying ~96 KB chains (each refused in the
+handshake), and once the attack holds still the server's own timeouts give back every file
 descriptor, and its memory comes back (no timing assertion: the rates and the fairness probe's
 waits are printed by ``make soak``, not judged here)."""
 
@@ -20,6 +21,7 @@ SETTINGS = soak.Settings(
     half_handshakes=40,
     slowloris=15,
     uploaders=1,
+    flooders=1,
     probe_kib=64,
     unloaded_s=3.0,
     attack_s=4.0,
@@ -41,6 +43,7 @@ def test_valid_clients_are_served_under_attack_and_resources_come_back(tmp_path:
     assert result.peak_fds >= result.fds_before + attack // 2  # the attack did hold them
     assert result.unloaded_rate > 0 and result.attacked_ok > 0  # still served under attack
     assert result.uploads > 0 and result.uploads_refused == result.uploads
+    assert result.floods_refused > 0 and result.floods == 0  # every chain over the cap refused
     assert result.fds_after <= result.fds_before + SETTINGS.fd_slack  # freed by the timeouts
     assert soak.rss_recovered(result.rss_before, result.rss_after, SETTINGS)
     assert recovered

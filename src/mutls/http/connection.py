@@ -221,6 +221,12 @@ class HTTPConnection:
         return self._events.popleft() if self._events else None
 
     @property
+    def reads_lines(self) -> bool:
+        """Whether the next bytes are parsed line by line (a head, a chunked body), where the
+        work is per line; a Content-Length body is parsed in pieces whatever it holds."""
+        return self._slicer.framing is not Framing.LENGTH
+
+    @property
     def pending_events(self) -> int:
         """Events parsed but not yet taken (pipelined requests waiting)."""
         return len(self._events)

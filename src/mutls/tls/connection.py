@@ -9,6 +9,7 @@ exception per record, and reads stop as soon as the input BIO is empty.
 
 from __future__ import annotations
 
+import copy
 import weakref
 from typing import Any
 
@@ -40,6 +41,11 @@ _SNIFF_LIMIT = max(len(m) for m in HTTP_METHODS)
 _TLS_HANDSHAKE_RECORD = 0x16
 #: a burst larger than this through a memory BIO makes it be renewed once drained.
 BIO_KEEP_BYTES = 16 * 1024
+#: bytes handed to OpenSSL at a time until the handshake is complete: a TLS record (16 KiB of
+#: plaintext, TLS 1.3's and 1.2's expansion, the header), so that a Certificate message over
+#: ``--max-client-chain`` is refused at its first record and the rest of a ~96 KB chain is
+#: never copied into OpenSSL's buffer (see :meth:`TLSConnection.receive_data`).
+HANDSHAKE_FEED = 16384 + 2048 + 5
 
 
 class TLSError(Exception):
@@ -115,22 +121,36 @@ class TLSConnection:
             self.peer_closed = True
             return b""
         if self._failed is not None:
-            raise self._failed
+            raise copy.copy(self._failed)
         if self._sniffing is not None:
             sniffed = self._sniff(data)
             if sniffed is None:
                 return b""
             data = sniffed
-        if _lib.BIO_write(self._rbio, data, len(data)) != len(data):
-            raise self._fail_with(TLSError("the memory BIO refused the data"))
         if len(data) > BIO_KEEP_BYTES:
             self._bios_grown = True
         # SSL_get_error reads the thread's error queue first: a stale entry left by anything
         # else on this thread would turn "want more data" into a failure (nginx clears too).
         _lib.ERR_clear_error()
-        if not self.handshake_complete and not self._handshake():
-            return b""
+        if not self.handshake_complete:
+            # A record at a time: a refusal (a chain over the cap) stops the copying.
+            at, total = HANDSHAKE_FEED, len(data)
+            self._write_in(data[:HANDSHAKE_FEED] if total > HANDSHAKE_FEED else data)
+            while not self._handshake():
+                if at >= total:
+                    return b""
+                self._write_in(data[at : at + HANDSHAKE_FEED])
+                at += HANDSHAKE_FEED
+            if at < total:
+                self._write_in(data[at:])
+        else:
+            self._write_in(data)
         return self._read()
+
+    def _write_in(self, data: bytes) -> None:
+        """Ciphertext into the input BIO."""
+        if _lib.BIO_write(self._rbio, data, len(data)) != len(data):
+            raise self._fail_with(TLSError("the memory BIO refused the data"))
 
     def _sniff(self, data: bytes) -> bytes | None:
         """Tell a plain-HTTP request from a ClientHello by its first bytes."""
@@ -341,8 +361,13 @@ class TLSConnection:
         )
 
     def _fail_with(self, error: TLSError) -> TLSError:
+        """Remember ``error``; a copy to raise. The one kept is never raised: a raised
+        exception holds its traceback, whose frames hold this connection (and its caller), a
+        cycle that kept every failed handshake's SSL, buffers and protocol until the cyclic
+        garbage collector ran, which a flood of refused handshakes left for long in its oldest
+        generation."""
         self._failed = error
-        return error
+        return copy.copy(error)
 
 
 def _free_ssl(ptr: Any, address: int) -> None:
