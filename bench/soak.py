@@ -111,7 +111,9 @@ class SoakServer:
             "--cert", str(files.server_cert), "--key", str(files.server_key),
             "--client-cert", "require", "--verify", "strict", "--client-ca", str(files.ca),
             "--timeout-handshake", str(settings.timeout_handshake),
-            "--timeout-header", str(settings.timeout_header), *extra,
+            "--timeout-header", str(settings.timeout_header),
+            # as the bench's peers run: no line per request (thousands of them, under attack)
+            "--no-access-log", *extra,
         ]  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
 

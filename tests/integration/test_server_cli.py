@@ -4,6 +4,7 @@ table's refusals."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import os
 import shutil
@@ -340,6 +341,32 @@ def test_workers_share_the_port_and_are_restarted(test_pki: PKIFiles, tmp_path: 
         assert supervisor.wait(20) == 0
     log = (tmp_path / "w.log").read_text()
     assert "2 worker processes" in log and "starting another" in log
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
+def test_workers_stop_when_their_supervisor_is_killed(test_pki: PKIFiles, tmp_path: Path) -> None:
+    """SIGKILL to the supervisor (the OOM killer's way) leaves no worker serving unsupervised:
+    each sees it was adopted and stops, and the port is free again."""
+    port = free_port()
+    args = ["serve", "--workers", "2", "--port", str(port), "--p12", str(test_pki.p12("server"))]
+    args += ["--pkpwd", PASSWORD]
+    with mutls_process(args, tmp_path, tmp_path / "o.log") as supervisor:
+        deadline = time.monotonic() + 20
+        while len(children_of(supervisor.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = children_of(supervisor.pid)
+        assert len(workers) == 2
+        supervisor.kill()
+        supervisor.wait(10)
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() for pid in workers):
+            if time.monotonic() > deadline:
+                for pid in workers:  # the test's own clean-up, then the failure
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                raise AssertionError(f"workers {workers} still run without their supervisor")
+            time.sleep(0.1)
+    assert (tmp_path / "o.log").read_text().count("the supervisor") == 2
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

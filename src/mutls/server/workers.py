@@ -21,6 +21,7 @@ reported to :func:`mutls.server.metrics.worker_exited` once reaped (its counts s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import select
@@ -271,16 +272,31 @@ class Supervisor:
         server = Server(generation.config, self.sockets)
         ready_fd = self._ready_w
 
+        supervisor = os.getppid()
+
+        async def orphaned() -> None:
+            """A supervisor killed outright (SIGKILL, the OOM killer) tells nobody: a worker
+            that finds itself adopted stops as on SIGTERM, rather than serve on unsupervised,
+            holding the port, with the trust of a generation nobody can reload."""
+            while os.getppid() == supervisor:
+                await asyncio.sleep(ORPHAN_CHECK_S)
+            log.warning("worker %d: the supervisor %d is gone: stopping", os.getpid(), supervisor)
+            server.request_stop()
+
         async def main() -> None:
             server.install_signal_handlers(reload=False)
+            watch = asyncio.get_running_loop().create_task(orphaned())
             await server.prepare(out=None, generation=generation, app=self.app)
             os.write(ready_fd, _PID.pack(os.getpid()))
             await server.wait_stopped()
+            watch.cancel()
             await server.shutdown()
 
         loop.run_until_complete(main())
 
 
+#: seconds between a worker's looks at whether its supervisor still runs.
+ORPHAN_CHECK_S = 1.0
 #: what the supervisor handles; blocked while it forks (see Supervisor._spawn).
 _SUPERVISOR_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
 
