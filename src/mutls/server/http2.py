@@ -304,8 +304,9 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
             # The policy's refusal, decided once at the handshake: a 403 before the app.
             stream.refused = True
             log_refusal(self.client, self.facts, request, self.facts.refusal)
-            self._answer(stream, 403, self.facts.refusal)
-            self.close_when_idle()
+            # The connection ends after the 403 is out, not before: a GOAWAY ahead of the
+            # answer makes some clients (Java 17's HttpClient) fail the stream unanswered.
+            self._answer(stream, 403, self.facts.refusal, then_close=True)
         elif request.expect_continue and self.http.stream_open(stream_id):
             # As over HTTP/1.1: invited once the request is known to be served.
             self.http.send_continue(stream_id)
@@ -326,9 +327,12 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
         self._answer(stream, event.status, event.reason)
         self._count_reset()
 
-    def _answer(self, stream: HTTP2Stream, status: int, text: str) -> None:
+    def _answer(
+        self, stream: HTTP2Stream, status: int, text: str, *, then_close: bool = False
+    ) -> None:
         """A plain-text answer by the server, then the stream is done (and the rest of its
-        upload refused with RST_STREAM NO_ERROR, RFC 9113 8.1)."""
+        upload refused with RST_STREAM NO_ERROR, RFC 9113 8.1); ``then_close``: the
+        connection ends gracefully once it is out."""
 
         async def answer() -> None:
             try:
@@ -346,6 +350,8 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
                 if self.http.stream_open(stream.stream_id):
                     self.http.reset(stream.stream_id, ErrorCodes.NO_ERROR)
                 self._done(stream)
+                if then_close:
+                    self.close_when_idle()
 
         stream.task = self.loop.create_task(answer())
         self._running += 1

@@ -228,10 +228,7 @@ X509_V_FLAG_CRL_CHECK_ALL = 0x8
 X509_V_FLAG_EXTENDED_CRL_SUPPORT = 0x1000
 X509_V_FLAG_USE_DELTAS = 0x2000
 OPENSSL_VERSION_TEXT = 0
-#: ``SSL_CTX_set_tlsext_ticket_key_evp_cb``: the key name is 16 bytes (the man page's
-#: ``key_name[16]``; ``TLSEXT_KEYNAME_LENGTH`` is internal) and the IV buffer ``EVP_MAX_IV_LENGTH``
-#: (evp.h), which AES-CBC's IV fills.
-TICKET_KEY_NAME_LENGTH = 16
+#: ``SSL_CTX_set_tlsext_ticket_key_evp_cb``'s IV buffer (evp.h), which AES-CBC's IV fills.
 EVP_MAX_IV_LENGTH = 16
 #: ``OSSL_PARAM`` data types (core.h); params.h's ``OSSL_PARAM_UNMODIFIED`` is ``(size_t)-1``.
 OSSL_PARAM_UTF8_STRING = 4
