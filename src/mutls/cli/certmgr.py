@@ -196,7 +196,7 @@ def _add(opened: store.CertificateStore, files: list[str], args: argparse.Namesp
     keys: dict[str, PrivateKey] = {}
     issuers: list[x509.Certificate] = []
     for path in files:  # everything is read before anything is written
-        if _is_p12(path, args):
+        if _is_p12(path):
             identity = _open_p12(path, args)
             certs.append(identity.certificate)
             issuers.extend(identity.chain)
@@ -398,7 +398,7 @@ def _install(args: argparse.Namespace, verb: str) -> int:
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _is_p12(path: str, args: argparse.Namespace) -> bool:
+def _is_p12(path: str) -> bool:
     return Path(path).suffix.lower() in {".p12", ".pfx"}
 
 

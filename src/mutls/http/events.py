@@ -8,7 +8,7 @@ never raises.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -72,8 +72,6 @@ class ProtocolError:
 @dataclass(slots=True)
 class ConnectionClosed:
     """The peer closed its side (EOF) between requests."""
-
-    clean: bool = field(default=True)
 
 
 Event = Request | Data | EndOfMessage | ProtocolError | ConnectionClosed

@@ -43,7 +43,6 @@ MAX_CHAIN = 8
 #: the longest XFCC header (every hop's element) before the last element is picked.
 MAX_XFCC_BYTES = 64 * 1024
 
-PEM_HEADER = b"X-Client-Cert"
 RFC9440_CERT = b"client-cert"
 RFC9440_CHAIN = b"client-cert-chain"
 XFCC = b"x-forwarded-client-cert"

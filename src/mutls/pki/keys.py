@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 from mutls.errors import FileFormatError, PKIError, WrongPasswordError
 from mutls.pki.files import PRIVATE, read_file, write_file
@@ -207,6 +206,3 @@ def load_pvk(data: bytes, source: str) -> rsa.RSAPrivateKey:
         return numbers.private_key(unsafe_skip_rsa_key_validation=False)
     except ValueError as exc:
         raise FileFormatError(f"{source}: PVK key is inconsistent: {exc}") from None
-
-
-IssuerKey = CertificateIssuerPrivateKeyTypes
