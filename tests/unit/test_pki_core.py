@@ -86,3 +86,30 @@ def test_weak_hash_refused() -> None:
 def test_small_rsa_refused() -> None:
     with pytest.raises(PKIError, match="RSA-1024 refused"):
         pki.KeySpec.parse("rsa1024")
+
+
+def test_aki_of_an_issuer_without_ski_is_its_key_hash() -> None:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from mutls.pki.certs import authority_key_identifier
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "no SKI")])
+    now = dt.datetime.now(dt.UTC)
+    issuer = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    expected = x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key())
+    assert authority_key_identifier(issuer) == expected
+    assert expected.key_identifier is not None
