@@ -11,7 +11,7 @@ For requests, an adapter: ``session.mount("https://", requests_adapter("poupou.p
 """
 
 from mutls.client.doctor import DoctorReport, run_doctor
-from mutls.client.errors import ConnectFailure, TLSFailure
+from mutls.client.errors import ClientTLSError, ConnectError
 from mutls.client.fetch import Exchange, fetch
 from mutls.client.helpers import requests_adapter, ssl_context
 from mutls.client.http import Request, Response
@@ -20,13 +20,13 @@ from mutls.client.trust import ServerTrust
 
 __all__ = [
     "ClientConfig",
-    "ConnectFailure",
+    "ClientTLSError",
+    "ConnectError",
     "DoctorReport",
     "Exchange",
     "Request",
     "Response",
     "ServerTrust",
-    "TLSFailure",
     "fetch",
     "requests_adapter",
     "run_doctor",

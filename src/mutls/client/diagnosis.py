@@ -252,7 +252,7 @@ def _missing(obs: Observation, rec: HandshakeRecord, said: str | None = None) ->
 def _server_problem(obs: Observation, rec: HandshakeRecord) -> Finding | None:
     if rec.server_verified or obs.config.insecure or not rec.server_chain:
         return None
-    first = rec.verify_errors[0]
+    first = rec.verify_failures[0]
     if first.message == HOST_MISMATCH:
         names = ", ".join(certificate_names(rec.server_chain[0])) or "no names"
         return Finding(

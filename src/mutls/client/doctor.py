@@ -171,8 +171,8 @@ def _server_certificate_step(obs: Observation, rec: HandshakeRecord) -> Step:
         details.append(f"host name {rec.host} matches ({names})")
     else:
         details.append(f"host name {rec.host} is NOT among its names ({names})")
-    errors = [e for e in rec.verify_errors if e.message != HOST_MISMATCH]
-    details += [f"does not verify: {e.message} (depth {e.depth}, {e.subject})" for e in errors]
+    failures = [f for f in rec.verify_failures if f.message != HOST_MISMATCH]
+    details += [f"does not verify: {f.message} (depth {f.depth}, {f.subject})" for f in failures]
     details.append(f"trust: {obs.config.trust.source}")
     summary = leaf.subject.rfc4514_string()
     if rec.server_verified:
