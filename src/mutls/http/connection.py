@@ -32,7 +32,7 @@ from mutls.http.events import (
     EndOfMessage,
     Event,
     Headers,
-    ProtocolError,
+    ProtocolViolation,
     Request,
 )
 from mutls.http.forwarded import KNOWN_NAMES, KNOWN_PREFIXES
@@ -371,7 +371,7 @@ class HTTPConnection:
         self._failed = True
         self._in_head = self._in_body = False
         self._body.clear()
-        self._events.append(ProtocolError(status, reason))
+        self._events.append(ProtocolViolation(status, reason))
 
     def _mark_last_request_closing(self) -> None:
         for event in reversed(self._events):

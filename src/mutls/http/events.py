@@ -58,7 +58,7 @@ class EndOfMessage:
 
 
 @dataclass(slots=True)
-class ProtocolError:
+class ProtocolViolation:
     """The peer broke HTTP: answer ``status`` with ``reason`` as the body, then close.
 
     400 for malformed requests (including request smuggling attempts), 413 for a body over the
@@ -74,4 +74,4 @@ class ConnectionClosed:
     """The peer closed its side (EOF) between requests."""
 
 
-Event = Request | Data | EndOfMessage | ProtocolError | ConnectionClosed
+Event = Request | Data | EndOfMessage | ProtocolViolation | ConnectionClosed

@@ -20,7 +20,7 @@ from mutls.http.events import (
     ConnectionClosed,
     Data,
     EndOfMessage,
-    ProtocolError,
+    ProtocolViolation,
     Request,
 )
 from mutls.http.forwarded import ForwardedCertificateError
@@ -300,7 +300,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
                     body = bytes(self._body)
                     self._body.clear()
                     self._dispatch(request, body)
-            elif isinstance(event, ProtocolError):
+            elif isinstance(event, ProtocolViolation):
                 log.info(
                     "bad request from %s: %d %s", peer(self.client), event.status, event.reason
                 )
