@@ -13,7 +13,7 @@ from mutls.apps.base import HTTPApp
 from mutls.apps.facts import ConnectionFacts, connection_facts
 from mutls.apps.forwarded import ForwardedCertificates
 from mutls.apps.peers import TrustedPeers
-from mutls.apps.proxied import ProxyHeaders
+from mutls.apps.proxy_headers import ProxyHeaders
 from mutls.authz.access import admit
 from mutls.http.connection import HTTPConnection
 from mutls.http.events import (
@@ -41,7 +41,7 @@ from mutls.server.log import (
     record_answer,
 )
 from mutls.server.metrics import MetricsRow
-from mutls.server.proxied import ProxyHeaderIntake
+from mutls.server.proxy_protocol import ProxyHeaderIntake
 from mutls.server.watchdog import AppWatchdog
 from mutls.server.websocket import WebSocketIntake, start_websocket
 from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
