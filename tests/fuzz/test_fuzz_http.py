@@ -19,7 +19,7 @@ from mutls.http import (
     ProtocolViolation,
     Request,
 )
-from mutls.http.forwarded import KNOWN_NAMES, KNOWN_PREFIXES
+from mutls.http.forwarded_certificates import KNOWN_NAMES, KNOWN_PREFIXES
 
 from budget import budget
 

@@ -35,7 +35,7 @@ from mutls.http.events import (
     ProtocolViolation,
     Request,
 )
-from mutls.http.forwarded import KNOWN_NAMES, KNOWN_PREFIXES
+from mutls.http.forwarded_certificates import KNOWN_NAMES, KNOWN_PREFIXES
 from mutls.http.framing import Framing, InputSlicer
 from mutls.http.response import ResponseWriter
 

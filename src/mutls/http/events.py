@@ -21,7 +21,7 @@ class Request:
     with ``_``, client-certificate headers); ``path`` is percent-decoded (as ASGI and WSGI want
     it), ``raw_path`` and ``query`` are the bytes as sent. ``certificate_headers`` are the
     client-certificate headers set aside (names lower-case): read only when a trusted proxy
-    sent them (:mod:`mutls.apps.forwarded`).
+    sent them (:mod:`mutls.apps.forwarded_certificates`).
     """
 
     method: str

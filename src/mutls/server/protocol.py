@@ -11,7 +11,7 @@ from typing import Any, Protocol, cast
 
 from mutls.apps.base import HTTPApp
 from mutls.apps.facts import ConnectionFacts, connection_facts
-from mutls.apps.forwarded import ForwardedCertificates
+from mutls.apps.forwarded_certificates import ForwardedCertificates
 from mutls.apps.peers import TrustedPeers
 from mutls.apps.proxy_headers import ProxyHeaders
 from mutls.authz.access import admit
@@ -23,7 +23,7 @@ from mutls.http.events import (
     ProtocolViolation,
     Request,
 )
-from mutls.http.forwarded import ForwardedCertificateError
+from mutls.http.forwarded_certificates import ForwardedCertificateError
 from mutls.http.response import simple_response
 from mutls.server.channel import Channel
 from mutls.server.config import ServerConfig
