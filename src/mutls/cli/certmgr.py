@@ -285,7 +285,7 @@ def _list(opened: store.CertificateStore, rest: list[str], args: argparse.Namesp
 
 
 def _ssl(args: argparse.Namespace) -> int:
-    from mutls.store.fetch import fetch_chain
+    from mutls.store.server_chain import fetch_chain
 
     operands = list(args.operands)
     named = [o for o in operands if "://" not in o and _is_store_name(o)]
