@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mutls.cli.common import ArgumentParser, add_password_options, password_from
+from mutls.client.connection import ClientConfig
 from mutls.client.errors import ClientTLSError
 from mutls.client.fetch import fetch, handshake_summary
 from mutls.client.http import Request
 from mutls.client.keylog import keylog_path
-from mutls.client.session import ClientConfig
-from mutls.client.trust import ServerTrust
+from mutls.client.server_trust import ServerTrust
 from mutls.errors import UsageError, WrongPasswordError
 from mutls.pki.identity import Identity
 

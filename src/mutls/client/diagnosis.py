@@ -11,9 +11,9 @@ import enum
 from dataclasses import dataclass, field
 
 from mutls.client.answer import ServerKind, page_verdict, server_kind
+from mutls.client.connection import HOST_MISMATCH, HandshakeRecord
 from mutls.client.hostname import certificate_names
 from mutls.client.observation import Observation
-from mutls.client.session import HOST_MISMATCH, HandshakeRecord
 
 NEW_CLIENT_CERT = (
     'issue a new one, e.g. `mutls makecert -iv CA.key -ic CA.cer -eku -n "CN=NAME" '

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from mutls.errors import MutlsError
 
 if TYPE_CHECKING:
-    from mutls.client.session import HandshakeRecord
+    from mutls.client.connection import HandshakeRecord
 
 
 class ClientTLSError(MutlsError):

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mutls.client.errors import ClientTLSError, ConnectError
-from mutls.client.hostname import certificate_names
-from mutls.client.http import Request, Response, ResponseParser, Target, parse_url
-from mutls.client.session import (
+from mutls.client.connection import (
     HOST_MISMATCH,
     ClientConfig,
     HandshakeRecord,
     TLSBroken,
     TLSClientConnection,
 )
+from mutls.client.errors import ClientTLSError, ConnectError
+from mutls.client.hostname import certificate_names
+from mutls.client.http import Request, Response, ResponseParser, Target, parse_url
 from mutls.pki.certs import allows_client_auth
 from mutls.pki.identity import Identity
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mutls.client.checks import LocalFindings, chains_to_named_ca, check_identity
+from mutls.client.connection import ClientConfig, HandshakeRecord, TLSBroken, TLSClientConnection
 from mutls.client.errors import ConnectError
 from mutls.client.http import Request, Response, ResponseParser, parse_url
-from mutls.client.session import ClientConfig, HandshakeRecord, TLSBroken, TLSClientConnection
 
 
 @dataclass

@@ -22,7 +22,7 @@ from OpenSSL import SSL, crypto
 from mutls.client.errors import ConnectError
 from mutls.client.hostname import host_matches, is_ip_address
 from mutls.client.keylog import KeyLog
-from mutls.client.trust import ServerTrust
+from mutls.client.server_trust import ServerTrust
 from mutls.errors import PKIError
 from mutls.pki.identity import Identity
 from mutls.pki.keys import describe_key
