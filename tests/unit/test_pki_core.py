@@ -89,27 +89,17 @@ def test_small_rsa_refused() -> None:
 
 
 def test_aki_of_an_issuer_without_ski_is_its_key_hash() -> None:
-    import datetime as dt
-
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     from mutls.pki.certs import authority_key_identifier
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "no SKI")])
-    now = dt.datetime.now(dt.UTC)
-    issuer = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    expected = x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key())
-    assert authority_key_identifier(issuer) == expected
+    # Mono's makecert writes roots without a subjectKeyIdentifier.
+    root = x509.load_der_x509_certificate((FIXTURES / "root.cer").read_bytes())
+    with pytest.raises(x509.ExtensionNotFound):
+        root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    key = root.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    expected = x509.AuthorityKeyIdentifier.from_issuer_public_key(key)
+    assert authority_key_identifier(root) == expected
     assert expected.key_identifier is not None
