@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 from OpenSSL import SSL
 
-from mutls.apps.forwarded import ForwardedCertificates
+from mutls.apps.forwarded_certificates import ForwardedCertificates
 from mutls.http.events import Request
-from mutls.http.forwarded import ForwardedCertificateError
+from mutls.http.forwarded_certificates import ForwardedCertificateError
 from mutls.tls import ClientCertificate, ClientCertMode, ServerContext, TLSError, VerifyPolicy
 from mutls.tls.verify import ClientVerifier
 

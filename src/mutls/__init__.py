@@ -8,14 +8,18 @@ apps, and :mod:`mutls.client` fetches pages with a client certificate.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported when called: ``import mutls`` stays light
+    from mutls.authz.rules import Authorization
+    from mutls.tls.client_certificate import ClientCertificate
 
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "authorization", "client_certificate"]
 
 
-def client_certificate(environ_or_scope: Any) -> Any:
+def client_certificate(environ_or_scope: Any) -> ClientCertificate | None:
     """Return the :class:`mutls.tls.ClientCertificate` of a WSGI environ or an ASGI scope.
 
     Works for any framework that hands the app the raw environ or scope. Returns ``None`` for a
@@ -26,7 +30,7 @@ def client_certificate(environ_or_scope: Any) -> Any:
     return client_certificate_of(environ_or_scope)
 
 
-def authorization(environ_or_scope: Any) -> Any:
+def authorization(environ_or_scope: Any) -> Authorization | None:
     """Return the server's :class:`mutls.authz.Authorization` of a request (``serve --allow``):
     whether the allow rules admit the client and by which rule; ``None`` without rules."""
     from mutls.apps.certificate import authorization_of

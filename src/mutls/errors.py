@@ -1,4 +1,10 @@
-"""Errors that reach a user: one readable line that names the file or flag and the fix."""
+"""Errors that reach a user: one readable line that names the file or flag and the fix.
+
+One naming rule across mutls: a class named ``...Error`` is an exception (as Python's own), and
+a value is never named so; a value that records a failed check rather than raising it is a
+``...Failure`` (:class:`mutls.tls.verify.VerifyFailure` for a client certificate,
+:class:`mutls.client.connection.ServerCertificateFailure` for a server's).
+"""
 
 from __future__ import annotations
 

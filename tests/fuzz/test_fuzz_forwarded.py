@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mutls.http.forwarded import (
+from mutls.http.forwarded_certificates import (
     ForwardedCertificateError,
     ForwardedHeader,
     parse_pem,

@@ -1,6 +1,6 @@
 """The HTTP request-head parser under hypothesis: arbitrary and mutated bytes, in arbitrary
-pieces, never raise (a peer's fault is a ``ProtocolError`` event), never hang, and nothing follows
-an error; valid requests round-trip field by field."""
+pieces, never raise (a peer's fault is a ``ProtocolViolation`` event), never hang, and nothing
+follows an error; valid requests round-trip field by field."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from mutls.http import (
     Event,
     HTTPConnection,
     HTTPLimits,
-    ProtocolError,
+    ProtocolViolation,
     Request,
 )
-from mutls.http.forwarded import KNOWN_NAMES, KNOWN_PREFIXES
+from mutls.http.forwarded_certificates import KNOWN_NAMES, KNOWN_PREFIXES
 
 from budget import budget
 
@@ -27,7 +27,7 @@ FAST = budget(300)
 LIMITS = HTTPLimits(max_head_bytes=2048, max_headers=20, max_body_bytes=4096)
 #: limits small enough for random input to reach every refusal (413, 414, 431).
 TIGHT = HTTPLimits(max_head_bytes=200, max_headers=4, max_body_bytes=64)
-EVENT_TYPES = (Request, Data, EndOfMessage, ProtocolError, ConnectionClosed)
+EVENT_TYPES = (Request, Data, EndOfMessage, ProtocolViolation, ConnectionClosed)
 
 
 def feed(pieces: list[bytes], *, close: bool = True, limits: HTTPLimits = LIMITS) -> list[Event]:
@@ -44,11 +44,11 @@ def feed(pieces: list[bytes], *, close: bool = True, limits: HTTPLimits = LIMITS
 
 def check_events(events: list[Event]) -> None:
     assert all(isinstance(e, EVENT_TYPES) for e in events)
-    errors = [i for i, e in enumerate(events) if isinstance(e, ProtocolError)]
+    errors = [i for i, e in enumerate(events) if isinstance(e, ProtocolViolation)]
     if errors:
         assert errors == [len(events) - 1], "events after a protocol error"
         error = events[-1]
-        assert isinstance(error, ProtocolError)
+        assert isinstance(error, ProtocolViolation)
         assert error.status in (400, 413, 414, 431, 505)
         assert error.reason
 
@@ -197,4 +197,4 @@ def test_a_chunk_over_the_limit_is_refused_on_its_size_line_however_the_reads_ar
     check_events(events)
     assert sum(isinstance(e, EndOfMessage) for e in events) == len(before)
     error = events[-1]
-    assert isinstance(error, ProtocolError) and error.status == 413
+    assert isinstance(error, ProtocolViolation) and error.status == 413

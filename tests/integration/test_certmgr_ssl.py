@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mutls import cli, pki, store
-from mutls.store.fetch import fetch_chain, parse_target
+from mutls.store.server_chain import fetch_chain, parse_target
 
 from helpers import OpenSSLServer, PKIFiles, free_port
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from mutls import pki
+from mutls.client.connection import ClientConfig
 from mutls.client.doctor import DoctorReport, Verdict, run_doctor
-from mutls.client.session import ClientConfig
-from mutls.client.trust import ServerTrust
+from mutls.client.server_trust import ServerTrust
 from mutls.pki.trust import TrustMaterial
 from mutls.server import ServerConfig
 from mutls.tls import ClientCertMode, VerifyPolicy

@@ -11,11 +11,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from mutls.apps.forwarded import ForwardedCertificates
+from mutls.apps.forwarded_certificates import ForwardedCertificates
 from mutls.apps.testpage import greeting
 from mutls.errors import UsageError
 from mutls.http import HTTPConnection, Request
-from mutls.http.forwarded import (
+from mutls.http.forwarded_certificates import (
     KNOWN_NAMES,
     MAX_VALUE_BYTES,
     ForwardedCertificateError,

@@ -11,7 +11,7 @@ from mutls.http import (
     Event,
     HTTPConnection,
     HTTPLimits,
-    ProtocolError,
+    ProtocolViolation,
     Request,
     simple_response,
 )
@@ -79,7 +79,7 @@ def test_many_pipelined_requests_in_one_read_are_not_taken_for_a_big_head() -> N
     one = b"GET /x HTTP/1.1\r\nHost: h\r\nUser-Agent: " + b"a" * 200 + b"\r\n\r\n"
     raw = one * 200 + one[:50]  # 50 KiB in one read, the last head unfinished
     evs = feed(raw, HTTPLimits(max_head_bytes=4096))
-    assert not any(isinstance(e, ProtocolError) for e in evs)
+    assert not any(isinstance(e, ProtocolViolation) for e in evs)
     assert sum(isinstance(e, Request) for e in evs) == 200
 
 
@@ -110,8 +110,8 @@ def test_http_10_is_not_kept_alive_unless_asked() -> None:
     assert isinstance(req, Request) and not req.keep_alive
 
 
-def error_of(evs: list[Event]) -> ProtocolError:
-    errors = [e for e in evs if isinstance(e, ProtocolError)]
+def error_of(evs: list[Event]) -> ProtocolViolation:
+    errors = [e for e in evs if isinstance(e, ProtocolViolation)]
     assert len(errors) == 1, evs
     assert evs[-1] is errors[0], "nothing may follow an error"
     return errors[0]
@@ -323,7 +323,7 @@ def test_rtsp_request_line_is_400_even_pipelined_after_an_http_one() -> None:
 def test_a_body_that_mentions_rtsp_is_just_a_body() -> None:
     body = b"GET / RTSP/1.0\r\n"
     evs = feed(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n" + body)
-    assert not [e for e in evs if isinstance(e, ProtocolError)]
+    assert not [e for e in evs if isinstance(e, ProtocolViolation)]
     assert body_of(evs) == body
 
 
@@ -358,7 +358,7 @@ def test_a_body_of_tiny_chunks_is_400_past_the_free_chunks() -> None:
 def test_chunks_of_the_average_or_with_the_limit_off_are_read(size: int, average: int) -> None:
     chunk = b"%x\r\n%s\r\n" % (size, b"y" * size)
     evs = feed(CHUNKED + chunk * 5000 + b"0\r\n\r\n", HTTPLimits(min_chunk_average=average))
-    assert not [e for e in evs if isinstance(e, ProtocolError)]
+    assert not [e for e in evs if isinstance(e, ProtocolViolation)]
     assert len(body_of(evs)) == 5000 * size and isinstance(evs[-1], EndOfMessage)
 
 

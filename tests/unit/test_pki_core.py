@@ -86,3 +86,20 @@ def test_weak_hash_refused() -> None:
 def test_small_rsa_refused() -> None:
     with pytest.raises(PKIError, match="RSA-1024 refused"):
         pki.KeySpec.parse("rsa1024")
+
+
+def test_aki_of_an_issuer_without_ski_is_its_key_hash() -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from mutls.pki.certs import authority_key_identifier
+
+    # Mono's makecert writes roots without a subjectKeyIdentifier.
+    root = x509.load_der_x509_certificate((FIXTURES / "root.cer").read_bytes())
+    with pytest.raises(x509.ExtensionNotFound):
+        root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    key = root.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    expected = x509.AuthorityKeyIdentifier.from_issuer_public_key(key)
+    assert authority_key_identifier(root) == expected
+    assert expected.key_identifier is not None

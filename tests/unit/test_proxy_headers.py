@@ -11,7 +11,7 @@ import pytest
 from mutls.apps.asgi import http_scope
 from mutls.apps.facts import connection_facts
 from mutls.apps.peers import TrustedPeers, split_peers
-from mutls.apps.proxied import ProxyHeaders
+from mutls.apps.proxy_headers import ProxyHeaders
 from mutls.apps.wsgi import wsgi_environ
 from mutls.cli.serve import build_parser, config_from_args
 from mutls.errors import UsageError

@@ -196,7 +196,7 @@ def _add(opened: store.CertificateStore, files: list[str], args: argparse.Namesp
     keys: dict[str, PrivateKey] = {}
     issuers: list[x509.Certificate] = []
     for path in files:  # everything is read before anything is written
-        if _is_p12(path, args):
+        if _is_p12(path):
             identity = _open_p12(path, args)
             certs.append(identity.certificate)
             issuers.extend(identity.chain)
@@ -285,7 +285,7 @@ def _list(opened: store.CertificateStore, rest: list[str], args: argparse.Namesp
 
 
 def _ssl(args: argparse.Namespace) -> int:
-    from mutls.store.fetch import fetch_chain
+    from mutls.store.server_chain import fetch_chain
 
     operands = list(args.operands)
     named = [o for o in operands if "://" not in o and _is_store_name(o)]
@@ -398,7 +398,7 @@ def _install(args: argparse.Namespace, verb: str) -> int:
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _is_p12(path: str, args: argparse.Namespace) -> bool:
+def _is_p12(path: str) -> bool:
     return Path(path).suffix.lower() in {".p12", ".pfx"}
 
 

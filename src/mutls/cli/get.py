@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mutls.cli.common import ArgumentParser, add_password_options, password_from
-from mutls.client.errors import TLSFailure
+from mutls.client.connection import ClientConfig
+from mutls.client.errors import ClientTLSError
 from mutls.client.fetch import fetch, handshake_summary
 from mutls.client.http import Request
 from mutls.client.keylog import keylog_path
-from mutls.client.session import ClientConfig
-from mutls.client.trust import ServerTrust
+from mutls.client.server_trust import ServerTrust
 from mutls.errors import UsageError, WrongPasswordError
 from mutls.pki.identity import Identity
 
@@ -141,9 +141,9 @@ def main(argv: Sequence[str]) -> int:
     config = config_from_args(args, "get")
     try:
         exchange = fetch(request, config)
-    except TLSFailure as failure:
-        if args.verbose and failure.record is not None:
-            for line in handshake_summary(failure.record, config.identity):
+    except ClientTLSError as error:
+        if args.verbose and error.record is not None:
+            for line in handshake_summary(error.record, config.identity):
                 print(line, file=sys.stderr)
         raise
     response = exchange.response

@@ -10,23 +10,23 @@ For httpx, urllib or aiohttp, an ``ssl.SSLContext`` that presents the certificat
 For requests, an adapter: ``session.mount("https://", requests_adapter("poupou.p12", "s3kr3t"))``.
 """
 
+from mutls.client.connection import ClientConfig
 from mutls.client.doctor import DoctorReport, run_doctor
-from mutls.client.errors import ConnectFailure, TLSFailure
+from mutls.client.errors import ClientTLSError, ConnectError
 from mutls.client.fetch import Exchange, fetch
-from mutls.client.helpers import requests_adapter, ssl_context
 from mutls.client.http import Request, Response
-from mutls.client.session import ClientConfig
-from mutls.client.trust import ServerTrust
+from mutls.client.server_trust import ServerTrust
+from mutls.client.stdlib_ssl import requests_adapter, ssl_context
 
 __all__ = [
     "ClientConfig",
-    "ConnectFailure",
+    "ClientTLSError",
+    "ConnectError",
     "DoctorReport",
     "Exchange",
     "Request",
     "Response",
     "ServerTrust",
-    "TLSFailure",
     "fetch",
     "requests_adapter",
     "run_doctor",

@@ -11,9 +11,9 @@ import enum
 from dataclasses import dataclass, field
 
 from mutls.client.answer import ServerKind, page_verdict, server_kind
+from mutls.client.connection import HOST_MISMATCH, HandshakeRecord
 from mutls.client.hostname import certificate_names
 from mutls.client.observation import Observation
-from mutls.client.session import HOST_MISMATCH, HandshakeRecord
 
 NEW_CLIENT_CERT = (
     'issue a new one, e.g. `mutls makecert -iv CA.key -ic CA.cer -eku -n "CN=NAME" '
@@ -252,7 +252,7 @@ def _missing(obs: Observation, rec: HandshakeRecord, said: str | None = None) ->
 def _server_problem(obs: Observation, rec: HandshakeRecord) -> Finding | None:
     if rec.server_verified or obs.config.insecure or not rec.server_chain:
         return None
-    first = rec.verify_errors[0]
+    first = rec.verify_failures[0]
     if first.message == HOST_MISMATCH:
         names = ", ".join(certificate_names(rec.server_chain[0])) or "no names"
         return Finding(

@@ -1,7 +1,7 @@
 """``mutls doctor``: why was my client certificate not sent, or not accepted?
 
 Connects once, with the certificate offered, recording every step of the handshake (see
-:mod:`mutls.client.session`), then asks for the page so that a TLS 1.3 server's verdict, which
+:mod:`mutls.client.connection`), then asks for the page so that a TLS 1.3 server's verdict, which
 arrives after the handshake, is read too. Each step gets a verdict; :mod:`.diagnosis` turns the
 whole into one finding and a fix.
 """
@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mutls.client.answer import page_verdict, server_kind
-from mutls.client.diagnosis import diagnose
-from mutls.client.hostname import certificate_names
-from mutls.client.observation import Observation, observe
-from mutls.client.session import (
+from mutls.client.connection import (
     HOST_MISMATCH,
     ClientConfig,
     HandshakeRecord,
 )
+from mutls.client.diagnosis import diagnose
+from mutls.client.hostname import certificate_names
+from mutls.client.observation import Observation, observe
 
 
 class Verdict(enum.Enum):
@@ -171,8 +171,8 @@ def _server_certificate_step(obs: Observation, rec: HandshakeRecord) -> Step:
         details.append(f"host name {rec.host} matches ({names})")
     else:
         details.append(f"host name {rec.host} is NOT among its names ({names})")
-    errors = [e for e in rec.verify_errors if e.message != HOST_MISMATCH]
-    details += [f"does not verify: {e.message} (depth {e.depth}, {e.subject})" for e in errors]
+    failures = [f for f in rec.verify_failures if f.message != HOST_MISMATCH]
+    details += [f"does not verify: {f.message} (depth {f.depth}, {f.subject})" for f in failures]
     details.append(f"trust: {obs.config.trust.source}")
     summary = leaf.subject.rfc4514_string()
     if rec.server_verified:

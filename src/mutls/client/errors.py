@@ -1,4 +1,4 @@
-"""Failures of a client request, each with the exit code ``mutls get`` ends with."""
+"""Errors that end a client request, each with the exit code ``mutls get`` ends with."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 from mutls.errors import MutlsError
 
 if TYPE_CHECKING:
-    from mutls.client.session import HandshakeRecord
+    from mutls.client.connection import HandshakeRecord
 
 
-class TLSFailure(MutlsError):
+class ClientTLSError(MutlsError):
     """The TLS handshake (or a TLS alert after it) ended the exchange: exit 3.
 
     ``record`` is what the handshake got to, for ``-v``.
@@ -23,7 +23,7 @@ class TLSFailure(MutlsError):
         self.record = record
 
 
-class ConnectFailure(MutlsError):
+class ConnectError(MutlsError):
     """No TCP connection, a time-out, or the peer closed before answering: exit 4."""
 
     exit_code = 4

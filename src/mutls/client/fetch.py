@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mutls.client.errors import ConnectFailure, TLSFailure
-from mutls.client.hostname import certificate_names
-from mutls.client.http import Request, Response, ResponseParser, Target, parse_url
-from mutls.client.session import (
+from mutls.client.connection import (
     HOST_MISMATCH,
     ClientConfig,
     HandshakeRecord,
     TLSBroken,
     TLSClientConnection,
 )
+from mutls.client.errors import ClientTLSError, ConnectError
+from mutls.client.hostname import certificate_names
+from mutls.client.http import Request, Response, ResponseParser, Target, parse_url
 from mutls.pki.certs import allows_client_auth
 from mutls.pki.identity import Identity
 
@@ -31,7 +31,7 @@ class Exchange:
 def fetch(request: Request, config: ClientConfig) -> Exchange:
     """Send ``request`` and read the whole response.
 
-    Raises :class:`ConnectFailure` (exit 4) and :class:`TLSFailure` (exit 3) with one line that
+    Raises :class:`ConnectError` (exit 4) and :class:`ClientTLSError` (exit 3) with one line that
     says what went wrong and what to do; an HTTP error status is a normal :class:`Exchange`.
     """
     target = parse_url(request.url)
@@ -44,7 +44,7 @@ def fetch(request: Request, config: ClientConfig) -> Exchange:
                 data = conn.recv()
                 if not data:
                     if not parser.end_of_stream():
-                        raise ConnectFailure(
+                        raise ConnectError(
                             f"{target.host}:{target.port}: the server closed the connection "
                             "before a complete response"
                         )
@@ -52,16 +52,16 @@ def fetch(request: Request, config: ClientConfig) -> Exchange:
                 parser.feed(data)
         except TLSBroken as broken:
             message = explain(broken.record, config, request.url)
-            raise TLSFailure(message, broken.record) from None
+            raise ClientTLSError(message, broken.record) from None
         except ValueError as exc:
-            raise ConnectFailure(f"{target.host}:{target.port}: {exc}") from None
+            raise ConnectError(f"{target.host}:{target.port}: {exc}") from None
     return Exchange(request, target, record, parser.response)
 
 
 def explain(record: HandshakeRecord, config: ClientConfig, url: str) -> str:
     """One line for a TLS failure: whose fault, and the fix."""
     identity = config.identity
-    if record.verify_errors and not config.insecure and not record.alerts_received:
+    if record.verify_failures and not config.insecure and not record.alerts_received:
         return _untrusted_server(record)
     alert = record.alert
     if alert is None:
@@ -81,7 +81,7 @@ def explain(record: HandshakeRecord, config: ClientConfig, url: str) -> str:
 
 
 def _untrusted_server(record: HandshakeRecord) -> str:
-    first = record.verify_errors[0]
+    first = record.verify_failures[0]
     if first.message == HOST_MISMATCH and record.server_chain:
         names = ", ".join(certificate_names(record.server_chain[0])) or "no names"
         return (
@@ -132,8 +132,8 @@ def handshake_summary(record: HandshakeRecord, identity: Identity | None) -> lis
             f"* server certificate: {leaf.subject.rfc4514_string()}, "
             f"issued by {leaf.issuer.rfc4514_string()}"
         )
-    if record.verify_errors:
-        lines += [f"* server certificate NOT verified: {e.message}" for e in record.verify_errors]
+    if record.verify_failures:
+        lines += [f"* server certificate NOT verified: {e.message}" for e in record.verify_failures]
     elif record.server_chain:
         lines.append(f"* server certificate verified, host name {record.host} matches")
     if record.certificate_requested:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mutls.client.checks import LocalFindings, chains_to_named_ca, check_identity
-from mutls.client.errors import ConnectFailure
+from mutls.client.connection import ClientConfig, HandshakeRecord, TLSBroken, TLSClientConnection
+from mutls.client.errors import ConnectError
 from mutls.client.http import Request, Response, ResponseParser, parse_url
-from mutls.client.session import ClientConfig, HandshakeRecord, TLSBroken, TLSClientConnection
 
 
 @dataclass
@@ -42,7 +42,7 @@ def observe(url: str, config: ClientConfig) -> Observation:
         obs.record = conn.record
         try:
             conn.connect()
-        except ConnectFailure as exc:
+        except ConnectError as exc:
             obs.connect_error = str(exc)
             return obs
         except TLSBroken:
@@ -61,6 +61,6 @@ def observe(url: str, config: ClientConfig) -> Observation:
                 obs.response = parser.response
         except TLSBroken:
             pass
-        except (ConnectFailure, ValueError) as exc:
+        except (ConnectError, ValueError) as exc:
             obs.transport_error = str(exc)
     return obs

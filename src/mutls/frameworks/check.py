@@ -9,11 +9,11 @@ from functools import cached_property
 from typing import Any
 
 from mutls.apps.certificate import authorization_of, client_certificate_of
-from mutls.apps.forwarded import ForwardedCertificates
+from mutls.apps.forwarded_certificates import ForwardedCertificates
 from mutls.authz.access import Access, admit
 from mutls.authz.rules import AllowRules, Authorization
 from mutls.http.events import Headers
-from mutls.http.forwarded import ForwardedCertificateError
+from mutls.http.forwarded_certificates import ForwardedCertificateError
 from mutls.pki.trust import TrustMaterial
 from mutls.tls.client_certificate import ClientCertificate
 from mutls.tls.options import ClientCertMode, VerifyPolicy

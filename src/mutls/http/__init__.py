@@ -7,7 +7,7 @@ from mutls.http.events import (
     EndOfMessage,
     Event,
     Headers,
-    ProtocolError,
+    ProtocolViolation,
     Request,
 )
 from mutls.http.response import ResponseWriter, simple_response
@@ -20,7 +20,7 @@ __all__ = [
     "HTTPConnection",
     "HTTPLimits",
     "Headers",
-    "ProtocolError",
+    "ProtocolViolation",
     "Request",
     "ResponseWriter",
     "simple_response",

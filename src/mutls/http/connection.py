@@ -32,10 +32,10 @@ from mutls.http.events import (
     EndOfMessage,
     Event,
     Headers,
-    ProtocolError,
+    ProtocolViolation,
     Request,
 )
-from mutls.http.forwarded import KNOWN_NAMES, KNOWN_PREFIXES
+from mutls.http.forwarded_certificates import KNOWN_NAMES, KNOWN_PREFIXES
 from mutls.http.framing import Framing, InputSlicer
 from mutls.http.response import ResponseWriter
 
@@ -371,7 +371,7 @@ class HTTPConnection:
         self._failed = True
         self._in_head = self._in_body = False
         self._body.clear()
-        self._events.append(ProtocolError(status, reason))
+        self._events.append(ProtocolViolation(status, reason))
 
     def _mark_last_request_closing(self) -> None:
         for event in reversed(self._events):

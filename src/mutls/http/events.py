@@ -8,7 +8,7 @@ never raises.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -21,7 +21,7 @@ class Request:
     with ``_``, client-certificate headers); ``path`` is percent-decoded (as ASGI and WSGI want
     it), ``raw_path`` and ``query`` are the bytes as sent. ``certificate_headers`` are the
     client-certificate headers set aside (names lower-case): read only when a trusted proxy
-    sent them (:mod:`mutls.apps.forwarded`).
+    sent them (:mod:`mutls.apps.forwarded_certificates`).
     """
 
     method: str
@@ -58,7 +58,7 @@ class EndOfMessage:
 
 
 @dataclass(slots=True)
-class ProtocolError:
+class ProtocolViolation:
     """The peer broke HTTP: answer ``status`` with ``reason`` as the body, then close.
 
     400 for malformed requests (including request smuggling attempts), 413 for a body over the
@@ -73,7 +73,5 @@ class ProtocolError:
 class ConnectionClosed:
     """The peer closed its side (EOF) between requests."""
 
-    clean: bool = field(default=True)
 
-
-Event = Request | Data | EndOfMessage | ProtocolError | ConnectionClosed
+Event = Request | Data | EndOfMessage | ProtocolViolation | ConnectionClosed

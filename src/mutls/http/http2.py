@@ -38,7 +38,7 @@ import hyperframe.frame
 
 from mutls.http.connection import HTTPLimits, certificate_header, underscore_name
 from mutls.http.events import Headers, Request
-from mutls.http.forwarded import KNOWN_NAMES
+from mutls.http.forwarded_certificates import KNOWN_NAMES
 from mutls.http.frameguard import ENHANCE_YOUR_CALM, FrameGuard
 from mutls.http.framing import FREE_CHUNKS
 from mutls.http.h2events import (

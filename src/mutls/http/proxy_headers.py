@@ -3,7 +3,7 @@
 
 Sans-I/O: request headers and a test "is this address a trusted proxy" in, a :class:`Relayed`
 (or ``None``) out. Whether to call this at all (the TCP peer must be a trusted proxy) is the
-caller's decision (:mod:`mutls.apps.proxied`).
+caller's decision (:mod:`mutls.apps.proxy_headers`).
 
 Each proxy appends the address it received the request from, so the list is read from the right:
 entries that are trusted proxies are skipped and the first one that is not is the client (what

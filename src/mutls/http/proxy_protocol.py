@@ -8,7 +8,7 @@ exactly is an error and the connection is dropped. Bounded: a version 1 line is 
 bytes, a version 2 header 16 bytes plus the length it announces.
 
 What it does not decide: whether the peer may send a header at all (only trusted peers may:
-:mod:`mutls.server.proxied`). A ``LOCAL`` command (the balancer's health check), ``UNKNOWN``
+:mod:`mutls.server.proxy_protocol`). A ``LOCAL`` command (the balancer's health check), ``UNKNOWN``
 (v1) and the families it cannot represent (``AF_UNSPEC``, ``AF_UNIX``, a non-stream protocol)
 mean "use the real connection's addresses": :attr:`ProxyHeader.source` is then ``None``.
 """

@@ -64,13 +64,6 @@ class ResponseWriter:
         self._chunked = False
         self._no_body = request.method == "HEAD"
         self._remaining: int | None = None
-        #: bytes of body the app tried to send beyond its Content-Length (then the connection
-        #: is closed: the client cannot know where the next response starts).
-        self.overrun = False
-
-    def informational_continue(self) -> bytes:
-        """``100 Continue`` for a client that sent ``Expect: 100-continue``."""
-        return b"HTTP/1.1 100 Continue\r\n\r\n"
 
     def head(self, status: int, headers: Headers) -> bytes:
         """The status line and headers; picks the body framing."""
@@ -137,7 +130,8 @@ class ResponseWriter:
             return b"%x\r\n%s\r\n" % (len(data), data)
         if self._remaining is not None:
             if len(data) > self._remaining:
-                self.overrun = True
+                # Body beyond its Content-Length: cut, and the connection closed after this
+                # response (the client cannot know where the next one would start).
                 self.keep_alive = False
                 data = data[: self._remaining]
             self._remaining -= len(data)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from mutls.errors import PKIError
@@ -118,7 +119,7 @@ class CertificateAuthority(Identity):
     def sign(
         self,
         subject: x509.Name,
-        public_key: object,
+        public_key: CertificatePublicKeyTypes,
         *,
         is_ca: bool = False,
         path_length: int | None = None,
@@ -147,19 +148,6 @@ class CertificateAuthority(Identity):
             hash_name=hash_name,
         )
 
-    def _issue(
-        self,
-        subject: x509.Name,
-        *,
-        key: KeySpec | PrivateKey | None,
-        **options: object,
-    ) -> Identity:
-        private = (
-            key if not (key is None or isinstance(key, KeySpec)) else generate_private_key(key)
-        )
-        cert = self.sign(subject, private.public_key(), **options)  # type: ignore[arg-type]
-        return Identity(cert, private, (self.certificate, *self.chain))
-
     def issue(
         self,
         name: str,
@@ -176,15 +164,17 @@ class CertificateAuthority(Identity):
         subject = parse_name(name)
         if eku and SERVER_AUTH in eku:
             names = server_sans(subject, names)
-        return self._issue(
+        private = _subject_key(key)
+        cert = self.sign(
             subject,
-            key=key,
+            private.public_key(),
             eku=eku,
             san=names,
             days=days,
             not_before=not_before,
             not_after=not_after,
         )
+        return Identity(cert, private, (self.certificate, *self.chain))
 
     def issue_server(
         self, *hosts: str, key: KeySpec | None = None, days: int | None = None
@@ -226,11 +216,18 @@ class CertificateAuthority(Identity):
         self, name: str, *, key: KeySpec | None = None, path_length: int | None = 0
     ) -> CertificateAuthority:
         """An intermediate CA under this one."""
-        child = self._issue(parse_name(name), key=key, is_ca=True, path_length=path_length)
-        return CertificateAuthority(child.certificate, child.key, child.chain)
+        private = _subject_key(key)
+        subject = parse_name(name)
+        cert = self.sign(subject, private.public_key(), is_ca=True, path_length=path_length)
+        return CertificateAuthority(cert, private, (self.certificate, *self.chain))
 
     def crl(
         self, revoked: Iterable[x509.Certificate | int] = (), *, days: int = 30
     ) -> x509.CertificateRevocationList:
         """A CRL from this CA listing ``revoked``."""
         return build_crl(self.certificate, self.key, revoked, days=days)
+
+
+def _subject_key(key: KeySpec | PrivateKey | None) -> PrivateKey:
+    """The key a new certificate certifies: the one given, or a new one of ``key``'s spec."""
+    return key if not (key is None or isinstance(key, KeySpec)) else generate_private_key(key)

@@ -11,6 +11,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from mutls.errors import FileFormatError, PKIError
@@ -54,7 +55,7 @@ def signature_hash(name: str) -> SignatureHash:
 def build_certificate(
     *,
     subject: x509.Name,
-    public_key: object,
+    public_key: CertificatePublicKeyTypes,
     signing_key: PrivateKey,
     issuer_cert: x509.Certificate | None = None,
     issuer_name: x509.Name | None = None,
@@ -88,13 +89,13 @@ def build_certificate(
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer)
-        .public_key(pub)  # type: ignore[arg-type]
+        .public_key(pub)
         .serial_number(serial if serial is not None else random_serial())
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=path_length), critical=True)
         .add_extension(_key_usage(pub, is_ca), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)  # type: ignore[arg-type]
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
     )
     aki = (
         authority_key_identifier(issuer_cert)
@@ -131,11 +132,13 @@ def authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIdent
     try:
         ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     except x509.ExtensionNotFound:
-        return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())  # type: ignore[arg-type]
+        # The key's hash, as from_issuer_public_key computes it (RFC 5280 4.2.1.2, method 1),
+        # from the certificate's key whatever its type (that one takes only signing key types).
+        ski = x509.SubjectKeyIdentifier.from_public_key(issuer.public_key())
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
-def _key_usage(public_key: object, is_ca: bool) -> x509.KeyUsage:
+def _key_usage(public_key: CertificatePublicKeyTypes, is_ca: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ObjectIdentifier
 
 from mutls.errors import PKIError
@@ -203,7 +204,7 @@ class Issuer:
 
 def issue_certificate(
     subject: x509.Name,
-    public_key: object,
+    public_key: CertificatePublicKeyTypes,
     *,
     signer: Issuer | None,
     self_key: PrivateKey | None = None,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from mutls.errors import FileFormatError, PKIError, WrongPasswordError
 from mutls.pki.files import PRIVATE, read_file, write_file
@@ -71,7 +71,7 @@ def generate_private_key(spec: KeySpec | None = None) -> PrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=spec.rsa_bits)
 
 
-def describe_key(key: object) -> str:
+def describe_key(key: PrivateKeyTypes | PublicKeyTypes) -> str:
     """``EC P-256``, ``RSA 2048``, ``Ed25519`` for a private or public key."""
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
         return f"RSA {key.key_size}"
@@ -148,7 +148,7 @@ def load_private_key(path: str | os.PathLike[str], password: str | None = None) 
     return load_private_key_bytes(read_file(path, "private key"), str(path), password)
 
 
-def _checked(key: object, source: str) -> PrivateKey:
+def _checked(key: PrivateKeyTypes, source: str) -> PrivateKey:
     if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
         return key
     raise FileFormatError(f"{source}: unsupported key type {type(key).__name__}")
@@ -207,6 +207,3 @@ def load_pvk(data: bytes, source: str) -> rsa.RSAPrivateKey:
         return numbers.private_key(unsafe_skip_rsa_key_validation=False)
     except ValueError as exc:
         raise FileFormatError(f"{source}: PVK key is inconsistent: {exc}") from None
-
-
-IssuerKey = CertificateIssuerPrivateKeyTypes

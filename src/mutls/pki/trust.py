@@ -37,10 +37,6 @@ class TrustMaterial:
         of a withdrawn certificate (same key) is withdrawn too."""
         return frozenset(k for k in map(spki_sha256, self.disallowed) if k is not None)
 
-    def with_anchors(self, anchors: tuple[x509.Certificate, ...]) -> TrustMaterial:
-        """The same material with other anchors (``--client-ca`` replaces the Trust store)."""
-        return TrustMaterial(anchors, self.intermediates, self.disallowed, self.crls)
-
 
 def spki_sha256(cert: x509.Certificate) -> str | None:
     """SHA-256 of the certificate's SubjectPublicKeyInfo, hex (``None`` when its key cannot

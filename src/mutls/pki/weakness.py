@@ -10,6 +10,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
 from mutls.pki.certs import extended_key_usage
@@ -71,7 +72,7 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def key_weaknesses(key: object) -> list[str]:
+def key_weaknesses(key: PrivateKeyTypes | PublicKeyTypes) -> list[str]:
     """Why verifiers refuse ``key`` (public or private): an RSA key under 2048 bits."""
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
         return [

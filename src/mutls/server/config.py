@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from mutls.authz.access import Access
 from mutls.errors import MutlsError, UsageError
 from mutls.http.connection import HTTPLimits
-from mutls.http.forwarded import KNOWN_NAMES, ForwardedHeader
+from mutls.http.forwarded_certificates import KNOWN_NAMES, ForwardedHeader
 from mutls.http.http2 import H2Limits
 from mutls.pki.identity import Identity
 from mutls.pki.trust import TrustMaterial
@@ -31,7 +31,7 @@ from mutls.ws.session import WebSocketLimits
 
 if TYPE_CHECKING:
     from mutls.apps.base import HTTPApp
-    from mutls.apps.forwarded import ForwardedCertificates
+    from mutls.apps.forwarded_certificates import ForwardedCertificates
     from mutls.apps.peers import TrustedPeers
     from mutls.tls.context import ServerContext
     from mutls.tls.tickets import TicketKeys
@@ -225,7 +225,7 @@ class ServerConfig:
         self._validate_peers()
         if not self.trusted_proxies and self.forwarded_cert_header is None:
             return
-        from mutls.apps.forwarded import trusted_networks
+        from mutls.apps.forwarded_certificates import trusted_networks
 
         trusted_networks(self.trusted_proxies)  # raises UsageError naming the bad value
         if not self.trusted_proxies:
@@ -474,7 +474,7 @@ class ServerConfig:
         do not); raises MutlsError when the trust cannot be read."""
         if not self.trusted_proxies or self.forwarded_cert_header is None:
             return None
-        from mutls.apps.forwarded import ForwardedCertificates
+        from mutls.apps.forwarded_certificates import ForwardedCertificates
         from mutls.tls.verify import ClientVerifier
 
         return ForwardedCertificates(
@@ -497,7 +497,8 @@ class ServerConfig:
     @property
     def certificate_header_names(self) -> frozenset[bytes]:
         """Headers set aside from every request, never shown to the app: the known
-        client-certificate names and the configured forwarded one (see mutls.http.forwarded)."""
+        client-certificate names and the configured forwarded one
+        (see mutls.http.forwarded_certificates)."""
         if not self.forwarded_cert_header:
             return KNOWN_NAMES
         return KNOWN_NAMES | ForwardedHeader.named(self.forwarded_cert_header).names

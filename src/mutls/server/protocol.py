@@ -11,19 +11,19 @@ from typing import Any, Protocol, cast
 
 from mutls.apps.base import HTTPApp
 from mutls.apps.facts import ConnectionFacts, connection_facts
-from mutls.apps.forwarded import ForwardedCertificates
+from mutls.apps.forwarded_certificates import ForwardedCertificates
 from mutls.apps.peers import TrustedPeers
-from mutls.apps.proxied import ProxyHeaders
+from mutls.apps.proxy_headers import ProxyHeaders
 from mutls.authz.access import admit
 from mutls.http.connection import HTTPConnection
 from mutls.http.events import (
     ConnectionClosed,
     Data,
     EndOfMessage,
-    ProtocolError,
+    ProtocolViolation,
     Request,
 )
-from mutls.http.forwarded import ForwardedCertificateError
+from mutls.http.forwarded_certificates import ForwardedCertificateError
 from mutls.http.response import simple_response
 from mutls.server.channel import Channel
 from mutls.server.config import ServerConfig
@@ -41,7 +41,7 @@ from mutls.server.log import (
     record_answer,
 )
 from mutls.server.metrics import MetricsRow
-from mutls.server.proxied import ProxyHeaderIntake
+from mutls.server.proxy_protocol import ProxyHeaderIntake
 from mutls.server.watchdog import AppWatchdog
 from mutls.server.websocket import WebSocketIntake, start_websocket
 from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
@@ -300,7 +300,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
                     body = bytes(self._body)
                     self._body.clear()
                     self._dispatch(request, body)
-            elif isinstance(event, ProtocolError):
+            elif isinstance(event, ProtocolViolation):
                 log.info(
                     "bad request from %s: %d %s", peer(self.client), event.status, event.reason
                 )

@@ -40,7 +40,7 @@ from mutls.tls.options import ClientCertMode
 from mutls.tls.tickets import TicketKeys, file_warnings
 
 if TYPE_CHECKING:
-    from mutls.apps.forwarded import ForwardedCertificates
+    from mutls.apps.forwarded_certificates import ForwardedCertificates
     from mutls.tls.context import ServerContext
 
 ReloadHook = Callable[[str, int], None]

@@ -21,7 +21,7 @@ from mutls.server.config import ServerConfig
 from mutls.server.log import access_log_enabled, log, startup_log
 from mutls.server.memory import MemoryTrimmer
 from mutls.server.protocol import ConnectionProtocol, ServerState
-from mutls.server.proxied import proxy_notes
+from mutls.server.proxy_protocol import proxy_notes
 from mutls.server.reload import Generation, Reloader
 from mutls.server.watch import POLL_S, FileWatcher
 from mutls.tls.options import ClientCertMode

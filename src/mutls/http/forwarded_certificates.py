@@ -3,8 +3,8 @@
 Sans-I/O and strict: header bytes in, certificates (leaf first) out, or one
 :class:`ForwardedCertificateError` ("forwarded certificate header malformed: ...") that the
 server answers with 400. Nothing here decides whether to believe the header: only a trusted
-proxy's headers are read at all (:mod:`mutls.apps.forwarded`), and the chain is then verified
-like a handshake's (:meth:`mutls.tls.verify.ClientVerifier.verify_chain`).
+proxy's headers are read at all (:mod:`mutls.apps.forwarded_certificates`), and the chain is
+then verified like a handshake's (:meth:`mutls.tls.verify.ClientVerifier.verify_chain`).
 
 Three formats, chosen by the header's name:
 
@@ -43,7 +43,6 @@ MAX_CHAIN = 8
 #: the longest XFCC header (every hop's element) before the last element is picked.
 MAX_XFCC_BYTES = 64 * 1024
 
-PEM_HEADER = b"X-Client-Cert"
 RFC9440_CERT = b"client-cert"
 RFC9440_CHAIN = b"client-cert-chain"
 XFCC = b"x-forwarded-client-cert"

@@ -19,10 +19,10 @@ from typing import TypeVar
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from mutls.client.errors import ConnectFailure
+from mutls.client.errors import ConnectError
 from mutls.client.hostname import host_matches, is_ip_address
 from mutls.client.keylog import KeyLog
-from mutls.client.trust import ServerTrust
+from mutls.client.server_trust import ServerTrust
 from mutls.errors import PKIError
 from mutls.pki.identity import Identity
 from mutls.pki.keys import describe_key
@@ -49,8 +49,9 @@ class ClientConfig:
 
 
 @dataclass(frozen=True)
-class VerifyError:
-    """One problem OpenSSL found in the server chain (or the host name check)."""
+class ServerCertificateFailure:
+    """One reason the server's certificate failed: a problem OpenSSL found in its chain, or the
+    host name check (a value recorded for ``-v`` and the doctor, not an exception)."""
 
     depth: int
     code: int
@@ -69,7 +70,7 @@ class HandshakeRecord:
     cipher: str | None = None
     alpn: str | None = None
     server_chain: list[x509.Certificate] = field(default_factory=list)
-    verify_errors: list[VerifyError] = field(default_factory=list)
+    verify_failures: list[ServerCertificateFailure] = field(default_factory=list)
     host_matches: bool | None = None
     certificate_requested: bool = False
     ca_names: list[x509.Name] = field(default_factory=list)
@@ -83,7 +84,7 @@ class HandshakeRecord:
     @property
     def server_verified(self) -> bool:
         """True when the server chain verified and names the host."""
-        return not self.verify_errors and self.host_matches is not False
+        return not self.verify_failures and self.host_matches is not False
 
     @property
     def alert(self) -> str | None:
@@ -147,16 +148,18 @@ class TLSClientConnection:
         leaf = cert.to_cryptography()
         subject = leaf.subject.rfc4514_string()
         if not ok:
-            self.record.verify_errors.append(
-                VerifyError(depth, code, verify_error_text(code), subject)
+            self.record.verify_failures.append(
+                ServerCertificateFailure(depth, code, verify_error_text(code), subject)
             )
         if depth == 0 and self.record.host_matches is None:
             self.record.host_matches = host_matches(leaf, self.record.host)
             if not self.record.host_matches:
-                self.record.verify_errors.append(VerifyError(0, 62, HOST_MISMATCH, subject))
+                self.record.verify_failures.append(
+                    ServerCertificateFailure(0, 62, HOST_MISMATCH, subject)
+                )
         if not self._strict:
             return True
-        return not self.record.verify_errors
+        return not self.record.verify_failures
 
     def _on_info(self, conn: SSL.Connection, where: int, ret: int) -> None:
         if where & SSL.SSL_CB_ALERT:
@@ -183,11 +186,11 @@ class TLSClientConnection:
         try:
             sock = socket.create_connection((host, port), timeout=self.config.timeout)
         except socket.gaierror as exc:
-            raise ConnectFailure(f"{host}: cannot resolve host name ({exc.strerror})") from None
+            raise ConnectError(f"{host}: cannot resolve host name ({exc.strerror})") from None
         except TimeoutError:
-            raise ConnectFailure(f"{host}:{port}: connection timed out") from None
+            raise ConnectError(f"{host}:{port}: connection timed out") from None
         except OSError as exc:
-            raise ConnectFailure(f"{host}:{port}: cannot connect: {exc.strerror}") from None
+            raise ConnectError(f"{host}:{port}: cannot connect: {exc.strerror}") from None
         self._sock = sock
         self.record.address = str(sock.getpeername()[0])
         sock.setblocking(False)
@@ -238,7 +241,7 @@ class TLSClientConnection:
             if readable or writable:
                 return
         rec = self.record
-        raise ConnectFailure(
+        raise ConnectError(
             f"{rec.host}:{rec.port}: no answer within {self.config.timeout:g} s (--timeout)"
         )
 

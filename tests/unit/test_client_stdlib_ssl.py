@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from mutls.client import helpers, trust
-from mutls.client.helpers import _transient_file, ssl_context
+from mutls.client import server_trust, stdlib_ssl
 from mutls.client.keylog import KeyLog, keylog_path
+from mutls.client.stdlib_ssl import _transient_file, ssl_context
 from mutls.errors import PKIError
 
 from helpers import FIXTURES, PASSWORD, PKIFiles
@@ -36,7 +36,7 @@ def test_only_an_encrypted_key_is_handed_over(
     test_pki: PKIFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handed: list[bytes] = []
-    real = helpers._transient_file
+    real = stdlib_ssl._transient_file
 
     @contextmanager
     def spy(data: bytes) -> Iterator[str]:
@@ -44,7 +44,7 @@ def test_only_an_encrypted_key_is_handed_over(
         with real(data) as path:
             yield path
 
-    monkeypatch.setattr(helpers, "_transient_file", spy)
+    monkeypatch.setattr(stdlib_ssl, "_transient_file", spy)
     ctx = ssl_context(test_pki.p12("poupou"), PASSWORD, cafile=test_pki.ca_cert)
     assert isinstance(ctx, ssl.SSLContext)
     assert len(handed) == 1
@@ -65,14 +65,14 @@ def test_default_trust_adds_the_trust_store(
     test_pki: PKIFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     anchor = x509.load_pem_x509_certificate(test_pki.ca_cert.read_bytes())
-    monkeypatch.setattr(trust, "trust_store_anchors", lambda: [anchor])
+    monkeypatch.setattr(server_trust, "trust_store_anchors", lambda: [anchor])
     ctx = ssl_context()
     subjects = [c["subject"] for c in ctx.get_ca_certs()]
     assert ((("commonName", "My Own Test CA"),),) in subjects
 
 
 def test_trust_store_guard_returns_certificates() -> None:
-    assert all(isinstance(c, x509.Certificate) for c in trust.trust_store_anchors())
+    assert all(isinstance(c, x509.Certificate) for c in server_trust.trust_store_anchors())
 
 
 def test_insecure_warns_and_checks_nothing() -> None:

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mutls.client.connection import refused_identity
 from mutls.client.keylog import KeyLog, keylog_path
-from mutls.client.session import refused_identity
-from mutls.client.trust import ServerTrust
+from mutls.client.server_trust import ServerTrust
 from mutls.pki.certs import pem
 from mutls.pki.identity import Identity
 

@@ -31,7 +31,7 @@ from mutls.apps.facts import (
 from mutls.apps.peers import Network, TrustedPeers
 from mutls.authz.access import Access, admit
 from mutls.http.events import Request
-from mutls.http.forwarded import ForwardedHeader
+from mutls.http.forwarded_certificates import ForwardedHeader
 from mutls.pki.trust import TrustMaterial
 from mutls.tls.client_certificate import ClientCertificate
 from mutls.tls.options import ClientCertMode, VerifyPolicy
@@ -119,9 +119,9 @@ class ForwardedCertificates:
     ) -> ConnectionFacts:
         """The facts of ``request``, from the certificate header set aside from it.
 
-        Raises :class:`~mutls.http.forwarded.ForwardedCertificateError` (answer 400) when a
-        trusted proxy's header is malformed. From anyone else the headers are dropped unread
-        and the request is anonymous.
+        Raises :class:`~mutls.http.forwarded_certificates.ForwardedCertificateError` (answer
+        400) when a trusted proxy's header is malformed. From anyone else the headers are
+        dropped unread and the request is anonymous.
         """
         cert = self.certificate(request.certificate_headers, client)
         admission = admit(cert, self.mode, self.policy, self.access)
