@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-lowest deps lint typecheck pytest bench soak soak-quick clean
+.PHONY: demo test unit test-lowest deps lint typecheck pytest bench soak soak-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,16 @@ deps:
 	.ci/deps
 
 test: deps lint typecheck pytest
+
+# The fast tier, for the edit-test loop: the tests that start no server (tests/unit, and the
+# conformance and fuzz modules that drive the engines in memory), less those marked slow.
+# `make test` still runs every test, these included.
+UNIT_TESTS := tests/unit tests/conformance/test_one_chain.py \
+	tests/conformance/test_tls_client_auth.py tests/fuzz/test_fuzz_forwarded.py \
+	tests/fuzz/test_fuzz_http.py tests/fuzz/test_fuzz_pki.py tests/fuzz/test_fuzz_proxy_headers.py \
+	tests/fuzz/test_fuzz_proxy_protocol.py tests/fuzz/test_fuzz_tls.py
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not slow" $(UNIT_TESTS) $(PYTEST_ARGS)
 
 # The same tests on the lowest versions pyproject admits (.ci/lowest.txt), in their own venv.
 LOWEST := .venv-lowest

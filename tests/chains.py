@@ -600,7 +600,9 @@ class Case:
     intermediates: list[Cert]
     disallowed: list[Cert]
     crls: list[Crl]
-    _signatures: dict[tuple[int, int], bool] = field(default_factory=dict)
+    #: signed_by's answers, by (issuer, child): the certificates themselves (hashed by identity,
+    #: ``eq=False``) are the key, so an entry cannot outlive them and answer for another pair.
+    _signatures: dict[tuple[Cert, Cert], bool] = field(default_factory=dict)
 
     @property
     def leaf(self) -> Cert:
@@ -632,7 +634,7 @@ class Case:
     # -- the oracle: signature paths ---------------------------------------------------------------
 
     def signs(self, issuer: Cert, child: Cert) -> bool:
-        key = (id(issuer), id(child))
+        key = (issuer, child)
         if key not in self._signatures:
             self._signatures[key] = signed_by(child.der, issuer.key)
         return self._signatures[key]

@@ -401,9 +401,9 @@ def _justified_disallowed(case: Case) -> bool:
 
 
 def _cas_without_crl(case: Case) -> list[Cert]:
-    issuers = {id(crl.issuer) for crl in case.crls}
+    issuers = {crl.issuer for crl in case.crls}  # Cert is hashed by identity (eq=False)
     pool = (*case.sent[1:], *case.intermediates, *case.anchors)
-    return [c for c in pool if c.is_ca and id(c) not in issuers]
+    return [c for c in pool if c.is_ca and c not in issuers]
 
 
 def crl_scope(case: Case, theirs: Verdict) -> str | None:

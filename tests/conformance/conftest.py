@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from weak_pki import WeakPKI, make_weak_pki
 
 from helpers import PASSWORD, PKIFiles

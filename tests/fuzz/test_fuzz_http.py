@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -116,6 +117,7 @@ def requests(draw: st.DrawFn) -> tuple[bytes, dict[str, object]]:
     return raw, {"method": method, "target": target, "headers": headers, "body": body}
 
 
+@pytest.mark.slow
 @FAST
 @given(request=requests(), cuts=st.lists(st.integers(0, 2000), max_size=8))
 def test_valid_requests_round_trip(
@@ -135,6 +137,7 @@ def test_valid_requests_round_trip(
     assert isinstance(events[-1], EndOfMessage)
 
 
+@pytest.mark.slow
 @FAST
 @given(
     request=requests(),
@@ -180,6 +183,7 @@ def test_pipelined_valid_requests_come_out_in_order(
     assert sum(isinstance(e, EndOfMessage) for e in events) == count
 
 
+@pytest.mark.slow
 @FAST
 @given(
     before=st.lists(requests(), max_size=3),

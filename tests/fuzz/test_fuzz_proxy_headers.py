@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -37,6 +38,7 @@ def addresses_in(text: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address
     return found
 
 
+@pytest.mark.slow
 @FAST
 @given(st.lists(st.tuples(st.sampled_from(NAMES), values), max_size=4), st.booleans())
 def test_never_raises_never_invents(headers: list[tuple[bytes, str]], trust_all: bool) -> None:

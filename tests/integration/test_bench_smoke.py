@@ -11,18 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+import load
+import peers
+import procstat
 import pytest
+import report
+from pki import make_pki
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-sys.path.insert(0, str(BENCH))
-
-import load  # noqa: E402
-import peers  # noqa: E402
-import procstat  # noqa: E402
-import report  # noqa: E402
-from pki import make_pki  # noqa: E402
-
-from tools import need  # noqa: E402
+from tools import need
 
 
 def test_proc_readers_see_a_child_and_its_cpu() -> None:

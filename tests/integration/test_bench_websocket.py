@@ -3,16 +3,12 @@ bench app, as ``bench/run.py --metrics ws`` runs it. Only that numbers come out 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-sys.path.insert(0, str(BENCH))
-
-import peers  # noqa: E402
-import report  # noqa: E402
-from pki import make_pki  # noqa: E402
-from wsload import measure_ws  # noqa: E402
+import peers
+import report
+from pki import make_pki
+from wsload import measure_ws
 
 
 def test_the_echo_row_measures_mutls(tmp_path: Path) -> None:

@@ -8,13 +8,9 @@ waits are printed by ``make soak``, not judged here)."""
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-sys.path.insert(0, str(BENCH))
-
-import soak  # noqa: E402
+import soak
 
 SETTINGS = soak.Settings(
     clients=3,

@@ -1,7 +1,8 @@
 """Headless Chromium opens ``wss://`` to ``mutls serve`` with the client certificate that
 ``mutls certmgr --install-p12`` put into its NSS database (as tests/interop/test_browsers.py
-does for pages): the page's script sends a message, the app answers with the echo and what
-the websocket scope says of the certificate, and the page shows it.
+does for pages; the driver is tests/browsers.py's, the HOMEs tests/interop/conftest.py's): the
+page's script sends a message, the app answers with the echo and what the websocket scope says
+of the certificate, and the page shows it.
 
 ``--dump-dom`` dumps at the load event; an image the server answers only once the WebSocket
 has answered keeps the page loading until then (bounded by the app's own wait and RUN_TIMEOUT).
@@ -15,14 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import test_browsers
 
+from browsers import CHROMIUM, chromium
 from helpers import PASSWORD, MutlsServer, PKIFiles
 from tools import need
-
-CHROMIUM, chromium = test_browsers.CHROMIUM, test_browsers.chromium
-#: the sandboxed HOMEs with the P12s imported by mutls certmgr (a module-scoped fixture).
-homes = test_browsers.homes
 
 pytestmark = [pytest.mark.interop, pytest.mark.needs("certutil")]
 

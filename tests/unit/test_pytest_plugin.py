@@ -92,12 +92,14 @@ def test_write_pem_keeps_the_key_private(mutls_client_cert, tmp_path):
 """
 
 
+@pytest.mark.slow
 def test_each_fixture(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_fixtures=FIXTURES)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", timeout=300)
     result.assert_outcomes(passed=9)
 
 
+@pytest.mark.slow
 def test_the_documented_example(pytester: pytest.Pytester) -> None:
     pytest.importorskip("flask")
     text = DOCS.read_text()

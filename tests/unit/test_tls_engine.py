@@ -449,9 +449,10 @@ def test_a_handshake_fed_one_byte_at_a_time(test_pki: PKIFiles) -> None:
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(chunks=st.lists(st.binary(min_size=1, max_size=64), min_size=1, max_size=4))
-def test_arbitrary_bytes_fail_only_with_tls_errors(test_pki: PKIFiles, chunks: list[bytes]) -> None:
-    context = _fuzz_context(test_pki)
-    server = TLSConnection(context)
+def test_arbitrary_bytes_fail_only_with_tls_errors(
+    fuzz_context: ServerContext, chunks: list[bytes]
+) -> None:
+    server = TLSConnection(fuzz_context)
     try:
         for chunk in chunks:
             assert server.receive_data(chunk) == b""
@@ -461,14 +462,10 @@ def test_arbitrary_bytes_fail_only_with_tls_errors(test_pki: PKIFiles, chunks: l
     assert not server.handshake_complete
 
 
-_FUZZ_CONTEXTS: dict[int, ServerContext] = {}
-
-
-def _fuzz_context(test_pki: PKIFiles) -> ServerContext:
-    key = id(test_pki)
-    if key not in _FUZZ_CONTEXTS:
-        _FUZZ_CONTEXTS[key] = server_context(test_pki)
-    return _FUZZ_CONTEXTS[key]
+@pytest.fixture(scope="module")
+def fuzz_context(test_pki: PKIFiles) -> ServerContext:
+    """One server context for all the examples above (built once, not once per example)."""
+    return server_context(test_pki)
 
 
 def test_ciphers_that_cannot_suit_the_key_are_a_warning(test_pki: PKIFiles) -> None:
