@@ -97,3 +97,14 @@ def close_of(sock: socket.socket) -> tuple[int | None, bytes]:
     code = struct.unpack("!H", payload[:2])[0] if payload else None
     assert read_frame(sock) is None, "the server sent more after its close"
     return code, payload[2:]
+
+
+async def echo_messages(receive: Any, send: Any) -> None:
+    """An ASGI websocket app's body: accept, then send back every message until the close."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        await send({"type": "websocket.send", **{k: message.get(k) for k in ("text", "bytes")}})

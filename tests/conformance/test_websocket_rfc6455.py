@@ -27,6 +27,7 @@ from wsframes import (
     TEXT,
     close_frame,
     close_of,
+    echo_messages,
     frame,
     read_frame,
     upgrade,
@@ -43,13 +44,7 @@ async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     if scope["type"] != "websocket":
         return
-    await receive()
-    await send({"type": "websocket.accept"})
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        await send({"type": "websocket.send", **{k: message.get(k) for k in ("text", "bytes")}})
+    await echo_messages(receive, send)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from mutls.server import ServerConfig, serve_in_thread
 from mutls.ws import Closed, WebSocketLimits, WebSocketSession
 
 from budget import budget
-from wsframes import CLOSE, TEXT, close_frame, frame, read_frame, upgrade
+from wsframes import CLOSE, TEXT, close_frame, echo_messages, frame, read_frame, upgrade
 
 MAX = 4096
 #: codes the server may close with: its own, or (echoed) any a client may send.
@@ -34,13 +34,7 @@ SERVER_CODES = {1000, 1001, 1002, 1007, 1009, 1011}
 async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "websocket":
         return
-    await receive()
-    await send({"type": "websocket.accept"})
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        await send({"type": "websocket.send", **{k: message.get(k) for k in ("text", "bytes")}})
+    await echo_messages(receive, send)
 
 
 @pytest.fixture(scope="module")
