@@ -33,7 +33,7 @@ from mutls.http.framing import FREE_CHUNKS
 from mutls.http.http2 import H2Limits
 from mutls.pki.identity import Identity
 from mutls.server.config import ServerConfig, Timeouts
-from mutls.server.flags import FLAGS, group_flags
+from mutls.server.flags import FLAGS, group_flags, needs_tls
 from mutls.tls.options import ClientCertMode, HTTPVersions, VerifyPolicy
 from mutls.ws.session import WebSocketLimits
 
@@ -43,19 +43,6 @@ HTTPS_FLAGS = {
     "https": ("--https", ClientCertMode.NONE),
     "https_client_accept": ("--https-client-accept", ClientCertMode.OPTIONAL),
     "https_client_require": ("--https-client-require", ClientCertMode.REQUIRE),
-}
-#: options that only make sense with TLS: dest -> flag.
-TLS_ONLY = {
-    "client_ca": "--client-ca",
-    "crl": "--crl",
-    "no_ca_names": "--no-ca-names",
-    "reject_at_handshake": "--reject-at-handshake",
-    "ciphers": "--ciphers",
-    "tls13_ciphers": "--tls13-ciphers",
-    "keylog": "--keylog",
-    "client_cert": "--client-cert",
-    "verify": "--verify",
-    "ticket_key_file": "--ticket-key-file",
 }
 
 
@@ -424,22 +411,20 @@ def resolve_modes(args: argparse.Namespace) -> tuple[bool, ClientCertMode, Verif
         raise UsageError(
             f"{https[0][0]} needs the server's certificate: --p12file FILE or --cert FILE"
         )
-    if not has_cert and getattr(args, "trusted_proxy", None) and args.forwarded_cert_header:
-        # The proxy terminates TLS; mutls still judges the certificate it forwards.
-        judged = ("client_cert", "verify", "client_ca", "crl")
-        given = [f for d, f in TLS_ONLY.items() if getattr(args, d) and d not in judged]
-        if given:
-            raise UsageError(f"{given[0]} needs TLS, which --trusted-proxy leaves to the proxy")
-        mode = ClientCertMode(args.client_cert) if args.client_cert else ClientCertMode.OPTIONAL
-        return False, mode, VerifyPolicy(args.verify) if args.verify else VerifyPolicy.STRICT
-    if not has_cert:
-        given = [flag for dest, flag in TLS_ONLY.items() if getattr(args, dest)]
-        if given:
-            raise UsageError(
-                f"{given[0]} needs TLS, which needs a certificate (--p12file FILE or --cert FILE)"
-            )
-        return False, ClientCertMode.NONE, VerifyPolicy.STRICT
     chosen = ClientCertMode(args.client_cert) if args.client_cert else None
+    if not has_cert:
+        # ServerConfig refuses the settings that need TLS; these two it cannot tell from their
+        # defaults, so the CLI, which saw them typed, refuses them the same way.
+        if args.forwarded_cert_header:  # the proxy terminates TLS; mutls judges what it forwards
+            mode = chosen or ClientCertMode.OPTIONAL
+            return False, mode, VerifyPolicy(args.verify) if args.verify else VerifyPolicy.STRICT
+        for flag, typed in (
+            (FLAGS["client_cert"], chosen is ClientCertMode.NONE),
+            (FLAGS["verify"], args.verify is not None),
+        ):
+            if typed:
+                raise UsageError(needs_tls(flag))
+        return False, chosen or ClientCertMode.NONE, VerifyPolicy.STRICT
     if https:
         flag, mode = https[0]
         if chosen is not None and chosen is not mode:
@@ -452,11 +437,6 @@ def resolve_modes(args: argparse.Namespace) -> tuple[bool, ClientCertMode, Verif
         policy = VerifyPolicy.STRICT
     if args.verify:
         policy = VerifyPolicy(args.verify)
-    if args.reject_at_handshake and mode is not ClientCertMode.REQUIRE:
-        raise UsageError(
-            "--reject-at-handshake needs a required certificate "
-            "(--https-client-require or --client-cert require)"
-        )
     return True, mode, policy
 
 

@@ -19,7 +19,7 @@ from mutls.http.forwarded import KNOWN_NAMES, ForwardedHeader
 from mutls.http.http2 import H2Limits
 from mutls.pki.identity import Identity
 from mutls.pki.trust import TrustMaterial
-from mutls.server.flags import FLAGS, JUDGE_FORWARDED, TLS_ONLY, group_flags
+from mutls.server.flags import FLAGS, JUDGE_FORWARDED, TLS_ONLY, group_flags, needs_tls
 from mutls.tls.options import (
     DEFAULT_MAX_CLIENT_CHAIN,
     MAX_CLIENT_CHAIN,
@@ -157,7 +157,10 @@ class ServerConfig:
         if self.identity is None:
             self._validate_tls_only()
         if self.reject_at_handshake and self.client_cert is not ClientCertMode.REQUIRE:
-            raise UsageError("--reject-at-handshake needs --client-cert require")
+            raise UsageError(
+                f"{FLAGS['reject_at_handshake']} needs a required certificate "
+                f"(--https-client-require or {FLAGS['client_cert']} require)"
+            )
         if not MIN_CLIENT_CHAIN <= self.max_client_chain <= MAX_CLIENT_CHAIN:
             raise UsageError(
                 f"--max-client-chain {self.max_client_chain}: use {MIN_CLIENT_CHAIN} to "
@@ -203,7 +206,7 @@ class ServerConfig:
         for name in TLS_ONLY:
             if name not in allowed and getattr(self, name) != defaults[name].default:
                 raise UsageError(
-                    f"{FLAGS[name]} needs TLS: give a certificate (--cert/--key or --p12)"
+                    needs_tls(FLAGS[name], behind_proxy=bool(allowed and self.trusted_proxies))
                 )
 
     def _validate_forwarding(self) -> None:

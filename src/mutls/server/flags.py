@@ -9,7 +9,7 @@ refused value by it, so the help and the errors cannot drift apart. A key is a s
 from __future__ import annotations
 
 FLAGS: dict[str, str] = {
-    # the settings that need TLS (a certificate), in the order they are named when refused
+    # client certificates and TLS (TLS_ONLY below: the order they are named in when refused)
     "client_cert": "--client-cert",
     "client_ca_files": "--client-ca",
     "crl_files": "--crl",
@@ -19,6 +19,7 @@ FLAGS: dict[str, str] = {
     "reject_at_handshake": "--reject-at-handshake",
     "keylog_path": "--keylog",
     "ticket_key_files": "--ticket-key-file",
+    "verify": "--verify",
     # Timeouts (uvicorn's names where it has the setting)
     "timeouts.handshake": "--timeout-handshake",
     "timeouts.header": "--timeout-header",
@@ -63,3 +64,10 @@ def group_flags(group: str) -> dict[str, str]:
     """``{field: flag}`` of one of ``ServerConfig``'s groups, in the table's order."""
     prefix = f"{group}."
     return {key[len(prefix) :]: flag for key, flag in FLAGS.items() if key.startswith(prefix)}
+
+
+def needs_tls(flag: str, *, behind_proxy: bool = False) -> str:
+    """The one message for a TLS-only flag given without a certificate."""
+    if behind_proxy:
+        return f"{flag} needs TLS, which --trusted-proxy leaves to the proxy"
+    return f"{flag} needs TLS, which needs a certificate (--p12file FILE or --cert FILE)"
