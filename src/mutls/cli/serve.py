@@ -34,7 +34,7 @@ from mutls.http.http2 import H2Limits
 from mutls.pki.identity import Identity
 from mutls.server.config import ServerConfig, Timeouts
 from mutls.server.flags import FLAGS, group_flags, needs_tls
-from mutls.tls.options import ClientCertMode, HTTPVersions, VerifyPolicy
+from mutls.tls.options import ClientCertMode, HTTPVersions, TLSOptions, VerifyPolicy
 from mutls.ws.session import WebSocketLimits
 
 HELP = "serve a WSGI/ASGI app (or the test page) over HTTPS with client certificates"
@@ -98,12 +98,12 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
         "--machine-store", action="store_true", help="use the machine's stores, not the user's"
     )
     client.add_argument(
-        FLAGS["send_ca_names"],
+        FLAGS["tls_options.send_ca_names"],
         action="store_true",
         help="send no CA names in the CertificateRequest (clients offer any certificate)",
     )
     client.add_argument(
-        FLAGS["reject_at_handshake"],
+        FLAGS["tls_options.reject_at_handshake"],
         action="store_true",
         help="with require: fail the TLS handshake when no certificate is sent, not a 403",
     )
@@ -136,13 +136,12 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
         "x-forwarded-client-cert (Envoy, forward_client_cert_details SANITIZE_SET)",
     )
     tls = parser.add_argument_group("TLS tuning")
-    tls.add_argument(FLAGS["ciphers"], metavar="LIST", help="OpenSSL cipher string for TLS 1.2")
-    tls.add_argument(FLAGS["tls13_ciphers"], metavar="LIST", help="TLS 1.3 cipher suites")
-    tls.add_argument(
-        FLAGS["keylog_path"],
-        metavar="FILE",
-        help="write TLS secrets to FILE (debugging only: INSECURE)",
-    )
+    for name, metavar, text in (
+        ("ciphers", "LIST", "OpenSSL cipher string for TLS 1.2"),
+        ("tls13_ciphers", "LIST", "TLS 1.3 cipher suites"),
+        ("keylog_path", "FILE", "write TLS secrets to FILE (debugging only: INSECURE)"),
+    ):
+        tls.add_argument(FLAGS[f"tls_options.{name}"], metavar=metavar, help=text)
     tls.add_argument(
         FLAGS["ticket_key_files"],
         action="append",
@@ -279,11 +278,11 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
         f"(default {timeouts.app:g}; 0: no limit)",
     )
     group.add_argument(
-        "--max-client-chain",
+        FLAGS["tls_options.max_client_chain"],
         type=size,
         metavar="BYTES",
         help="the largest certificate list a client may send; a longer one fails the "
-        f"handshake (default {_default('max_client_chain')})",
+        f"handshake (default {TLSOptions().max_client_chain})",
     )
     group.add_argument(
         "--max-connections",
@@ -384,7 +383,7 @@ def limits_from_args(args: argparse.Namespace) -> dict[str, Any]:
     }
     if getattr(args, "http", None) is not None:
         config["http"] = HTTPVersions(args.http)
-    for dest in ("max_connections", "threads", "thread_queue", "max_client_chain"):
+    for dest in ("max_connections", "threads", "thread_queue"):
         if getattr(args, dest, None) is not None:
             config[dest] = getattr(args, dest)
     return config
@@ -501,11 +500,7 @@ def config_from_args(
         client_ca_files=tuple(args.client_ca or ()),
         crl_files=tuple(args.crl or ()),
         machine_store=args.machine_store,
-        send_ca_names=not args.no_ca_names,
-        ciphers=args.ciphers,
-        tls13_ciphers=args.tls13_ciphers,
-        reject_at_handshake=args.reject_at_handshake,
-        keylog_path=args.keylog,
+        tls_options=tls_options_from_args(args),
         app=app,
         app_dir=getattr(args, "app_dir", "."),
         root=args.root,
@@ -528,6 +523,19 @@ def config_from_args(
         source_files=tuple(path for path in sources if path),
         reload_source=functools.partial(config_from_args, args, app=app, password=password),
         **limits_from_args(args),
+    )
+
+
+def tls_options_from_args(args: argparse.Namespace) -> TLSOptions:
+    """``ServerConfig.tls_options`` from the TLS tuning flags."""
+    chain = getattr(args, "max_client_chain", None)
+    return TLSOptions(
+        send_ca_names=not args.no_ca_names,
+        ciphers=args.ciphers,
+        tls13_ciphers=args.tls13_ciphers,
+        reject_at_handshake=args.reject_at_handshake,
+        keylog_path=args.keylog,
+        **({} if chain is None else {"max_client_chain": chain}),
     )
 
 

@@ -21,11 +21,11 @@ from mutls.pki.identity import Identity
 from mutls.pki.trust import TrustMaterial
 from mutls.server.flags import FLAGS, JUDGE_FORWARDED, TLS_ONLY, group_flags, needs_tls
 from mutls.tls.options import (
-    DEFAULT_MAX_CLIENT_CHAIN,
     MAX_CLIENT_CHAIN,
     MIN_CLIENT_CHAIN,
     ClientCertMode,
     HTTPVersions,
+    TLSOptions,
     VerifyPolicy,
 )
 from mutls.ws.session import WebSocketLimits
@@ -77,13 +77,10 @@ class ServerConfig:
     client_ca_files: tuple[str, ...] = ()
     crl_files: tuple[str, ...] = ()
     machine_store: bool = False
-    send_ca_names: bool = True
-    ciphers: str | None = None
-    tls13_ciphers: str | None = None
-    reject_at_handshake: bool = False
-    keylog_path: str | None = None
-    #: ``--max-client-chain``: the largest Certificate message a client may send, in bytes.
-    max_client_chain: int = DEFAULT_MAX_CLIENT_CHAIN
+    #: the handshake's tuning (``--no-ca-names``, ``--ciphers``, ``--tls13-ciphers``,
+    #: ``--reject-at-handshake``, ``--keylog``, ``--max-client-chain``), held as the one value
+    #: the TLS context is made of.
+    tls_options: TLSOptions = field(default_factory=TLSOptions)
     app: str | object | None = None
     app_dir: str = "."
     root: str | None = None
@@ -156,15 +153,17 @@ class ServerConfig:
             raise UsageError(f"--port {self.port}: not a TCP port (0-65535)")
         if self.identity is None:
             self._validate_tls_only()
-        if self.reject_at_handshake and self.client_cert is not ClientCertMode.REQUIRE:
+        if self.tls_options.reject_at_handshake and self.client_cert is not ClientCertMode.REQUIRE:
             raise UsageError(
-                f"{FLAGS['reject_at_handshake']} needs a required certificate "
+                f"{FLAGS['tls_options.reject_at_handshake']} needs a required certificate "
                 f"(--https-client-require or {FLAGS['client_cert']} require)"
             )
-        if not MIN_CLIENT_CHAIN <= self.max_client_chain <= MAX_CLIENT_CHAIN:
+        max_client_chain = self.tls_options.max_client_chain
+        if not MIN_CLIENT_CHAIN <= max_client_chain <= MAX_CLIENT_CHAIN:
             raise UsageError(
-                f"--max-client-chain {self.max_client_chain}: use {MIN_CLIENT_CHAIN} to "
-                f"{MAX_CLIENT_CHAIN} bytes (a leaf and two intermediates take about 4 KB)"
+                f"{FLAGS['tls_options.max_client_chain']} {max_client_chain}: use "
+                f"{MIN_CLIENT_CHAIN} to {MAX_CLIENT_CHAIN} bytes (a leaf and two intermediates "
+                "take about 4 KB)"
             )
         if self.root is not None and self.app is not None:
             raise UsageError(
@@ -201,10 +200,15 @@ class ServerConfig:
     def _validate_tls_only(self) -> None:
         """Without a certificate, no setting that needs TLS (each named by its flag); behind a
         proxy that forwards certificates, those that judge them are allowed."""
-        defaults = ServerConfig.__dataclass_fields__
+        defaults = {name: item.default for name, item in ServerConfig.__dataclass_fields__.items()}
+        defaults["tls_options"] = TLSOptions()
         allowed = JUDGE_FORWARDED if self.forwarded_cert_header else ()
         for name in TLS_ONLY:
-            if name not in allowed and getattr(self, name) != defaults[name].default:
+            group, _, setting = name.rpartition(".")
+            value, default = getattr(self, group or setting), defaults[group or setting]
+            if group:
+                value, default = getattr(value, setting), getattr(default, setting)
+            if name not in allowed and value != default:
                 raise UsageError(
                     needs_tls(FLAGS[name], behind_proxy=bool(allowed and self.trusted_proxies))
                 )
@@ -411,16 +415,11 @@ class ServerConfig:
         elif trust is None:
             trust = self.trust_material()
         return ServerContext(
-            ServerTLSConfig(
+            ServerTLSConfig.with_options(
+                self.tls_options,
                 identity=self.identity,
                 client_cert_mode=self.client_cert,
                 trust=trust,
-                send_ca_names=self.send_ca_names,
-                ciphers=self.ciphers,
-                tls13_ciphers=self.tls13_ciphers,
-                reject_at_handshake=self.reject_at_handshake,
-                keylog_path=self.keylog_path,
-                max_client_chain=self.max_client_chain,
                 ticket_keys=ticket_keys,
                 http=self.http,
             )
