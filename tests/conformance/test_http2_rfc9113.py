@@ -22,7 +22,7 @@ from mutls.http.connection import HTTPLimits
 from mutls.http.http2 import H2Limits
 from mutls.server import ServerConfig, Timeouts, serve_in_thread
 from mutls.server.thread import RunningServer
-from mutls.tls import ClientCertMode, VerifyPolicy
+from mutls.tls import ClientCertMode, TLSOptions, VerifyPolicy
 from mutls.tls.options import HTTPVersions
 
 from h2wire import (
@@ -633,7 +633,7 @@ def test_streams_beyond_the_concurrency_bound_are_refused(test_pki: PKIFiles) ->
 
 def test_tls12_with_a_non_aead_suite_gets_inadequate_security(test_pki: PKIFiles) -> None:
     ciphers = "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256"
-    with serve_in_thread(config(test_pki, ciphers=ciphers)) as running:
+    with serve_in_thread(config(test_pki, tls_options=TLSOptions(ciphers=ciphers))) as running:
         port = running.ports[0]
         bad = tls_client(test_pki.ca_cert, tls12_ciphers="ECDHE-ECDSA-AES128-SHA")
         with Wire(port, bad) as wire:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mutls import pki
-from mutls.cli.serve import build_parser, resolve_modes
+from mutls.cli.serve import build_parser, config_from_args, resolve_modes
 from mutls.errors import UsageError
 from mutls.tls import ClientCertMode, VerifyPolicy
 
@@ -279,9 +279,15 @@ def test_flag_table(argv: list[str], wanted: tuple[bool, ClientCertMode, VerifyP
         ([*CERT, "--reject-at-handshake"], ("--reject-at-handshake", "require")),
     ],
 )
-def test_contradicting_flags_name_both(argv: list[str], flags: tuple[str, str]) -> None:
+def test_contradicting_flags_name_both(
+    argv: list[str], flags: tuple[str, str], test_pki: PKIFiles
+) -> None:
+    """Through all the CLI does (the flag table, then ServerConfig, which refuses what needs TLS),
+    with a real certificate where one is given."""
+    p12 = str(test_pki.p12("server"))
+    argv = [p12 if arg == CERT[1] else arg for arg in argv] + ["--pkpwd", PASSWORD]
     with pytest.raises(UsageError) as caught:
-        resolve_modes(build_parser().parse_args(argv))
+        config_from_args(build_parser().parse_args(argv))
     for flag in flags:
         assert flag in str(caught.value)
 

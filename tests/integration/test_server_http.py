@@ -20,7 +20,7 @@ from mutls import pki
 from mutls.http import HTTPLimits
 from mutls.server import ServerConfig, Timeouts, serve_in_thread
 from mutls.server.protocol import PLAIN_HTTP_ON_TLS_PORT
-from mutls.tls import ClientCertMode, VerifyPolicy
+from mutls.tls import ClientCertMode, TLSOptions, VerifyPolicy
 
 from helpers import PKIFiles
 
@@ -259,7 +259,7 @@ def test_reject_at_handshake_sends_certificate_required(test_pki: PKIFiles) -> N
         identity=test_pki.identities["server"],
         client_cert=ClientCertMode.REQUIRE,
         trust=pki.TrustMaterial(anchors=(test_pki.ca.certificate,)),
-        reject_at_handshake=True,
+        tls_options=TLSOptions(reject_at_handshake=True),
     )
     with serve_in_thread(config) as running:
         # -ign_eof: read until the server closes (the alert follows the client's Finished)

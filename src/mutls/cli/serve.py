@@ -33,7 +33,8 @@ from mutls.http.framing import FREE_CHUNKS
 from mutls.http.http2 import H2Limits
 from mutls.pki.identity import Identity
 from mutls.server.config import ServerConfig, Timeouts
-from mutls.tls.options import ClientCertMode, HTTPVersions, VerifyPolicy
+from mutls.server.flags import FLAGS, group_flags, needs_tls
+from mutls.tls.options import ClientCertMode, HTTPVersions, TLSOptions, VerifyPolicy
 from mutls.ws.session import WebSocketLimits
 
 HELP = "serve a WSGI/ASGI app (or the test page) over HTTPS with client certificates"
@@ -42,19 +43,6 @@ HTTPS_FLAGS = {
     "https": ("--https", ClientCertMode.NONE),
     "https_client_accept": ("--https-client-accept", ClientCertMode.OPTIONAL),
     "https_client_require": ("--https-client-require", ClientCertMode.REQUIRE),
-}
-#: options that only make sense with TLS: dest -> flag.
-TLS_ONLY = {
-    "client_ca": "--client-ca",
-    "crl": "--crl",
-    "no_ca_names": "--no-ca-names",
-    "reject_at_handshake": "--reject-at-handshake",
-    "ciphers": "--ciphers",
-    "tls13_ciphers": "--tls13-ciphers",
-    "keylog": "--keylog",
-    "client_cert": "--client-cert",
-    "verify": "--verify",
-    "ticket_key_file": "--ticket-key-file",
 }
 
 
@@ -88,7 +76,7 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
     ident.add_argument("--pkpwd-env", "--pass-env", dest="pass_env", metavar="VAR")
     client = parser.add_argument_group("client certificates")
     client.add_argument(
-        "--client-cert",
+        FLAGS["client_cert"],
         choices=[m.value for m in ClientCertMode],
         help="ask for a client certificate: none, optional, require (default none)",
     )
@@ -98,22 +86,24 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
         help="strict: refuse invalid certificates with 403; report: let the app decide",
     )
     client.add_argument(
-        "--client-ca",
+        FLAGS["client_ca_files"],
         action="append",
         metavar="FILE",
         help="trust anchors for client certificates (repeatable; default: the Trust store)",
     )
-    client.add_argument("--crl", action="append", metavar="FILE", help="CRL file (repeatable)")
+    client.add_argument(
+        FLAGS["crl_files"], action="append", metavar="FILE", help="CRL file (repeatable)"
+    )
     client.add_argument(
         "--machine-store", action="store_true", help="use the machine's stores, not the user's"
     )
     client.add_argument(
-        "--no-ca-names",
+        FLAGS["tls_options.send_ca_names"],
         action="store_true",
         help="send no CA names in the CertificateRequest (clients offer any certificate)",
     )
     client.add_argument(
-        "--reject-at-handshake",
+        FLAGS["tls_options.reject_at_handshake"],
         action="store_true",
         help="with require: fail the TLS handshake when no certificate is sent, not a 403",
     )
@@ -146,13 +136,14 @@ def add_server_options(parser: argparse.ArgumentParser, *, default_address: str)
         "x-forwarded-client-cert (Envoy, forward_client_cert_details SANITIZE_SET)",
     )
     tls = parser.add_argument_group("TLS tuning")
-    tls.add_argument("--ciphers", metavar="LIST", help="OpenSSL cipher string for TLS 1.2")
-    tls.add_argument("--tls13-ciphers", metavar="LIST", help="TLS 1.3 cipher suites")
+    for name, metavar, text in (
+        ("ciphers", "LIST", "OpenSSL cipher string for TLS 1.2"),
+        ("tls13_ciphers", "LIST", "TLS 1.3 cipher suites"),
+        ("keylog_path", "FILE", "write TLS secrets to FILE (debugging only: INSECURE)"),
+    ):
+        tls.add_argument(FLAGS[f"tls_options.{name}"], metavar=metavar, help=text)
     tls.add_argument(
-        "--keylog", metavar="FILE", help="write TLS secrets to FILE (debugging only: INSECURE)"
-    )
-    tls.add_argument(
-        "--ticket-key-file",
+        FLAGS["ticket_key_files"],
         action="append",
         metavar="FILE",
         help="session-ticket key in nginx's ssl_session_ticket_key format (80 bytes: "
@@ -220,65 +211,42 @@ def add_observability_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-#: Timeouts' fields: flag (uvicorn's names where it has the setting) and help ({} = default).
+#: Timeouts' fields (but ``app``, below): help ({} = default); flags from mutls.server.flags.
 TIMEOUT_OPTIONS = {
-    "handshake": ("--timeout-handshake", "seconds to finish the TLS handshake (default {:g})"),
-    "header": (
-        "--timeout-header",
-        "seconds to send a request head, then 408; also between parts of a body (default {:g})",
-    ),
-    "keep_alive": (
-        "--timeout-keep-alive",
-        "seconds an idle kept-alive connection stays open (default {:g})",
-    ),
-    "graceful": (
-        "--timeout-graceful-shutdown",
-        "seconds requests in flight may take after SIGTERM, or in an old worker after a "
-        "reload (default {:g})",
-    ),
-    "send": (
-        "--timeout-send",
-        "seconds a client may read nothing of a response that fills the socket buffer, "
-        "then the connection is dropped (default {:g})",
-    ),
+    "handshake": "seconds to finish the TLS handshake (default {:g})",
+    "header": "seconds to send a request head, then 408; also between parts of a body "
+    "(default {:g})",
+    "keep_alive": "seconds an idle kept-alive connection stays open (default {:g})",
+    "graceful": "seconds requests in flight may take after SIGTERM, or in an old worker after a "
+    "reload (default {:g})",
+    "send": "seconds a client may read nothing of a response that fills the socket buffer, "
+    "then the connection is dropped (default {:g})",
 }
-#: HTTPLimits' fields: flag, metavar, help.
+#: HTTPLimits' fields: metavar, help.
 LIMIT_OPTIONS = {
     "max_head_bytes": (
-        "--max-header-size",
         "BYTES",
         "request line + headers larger than this are answered 431 (default {})",
     ),
-    "max_headers": ("--max-headers", "N", "more header fields are answered 431 (default {})"),
+    "max_headers": ("N", "more header fields are answered 431 (default {})"),
     "max_body_bytes": (
-        "--max-body-size",
         "BYTES",
         "larger request bodies are answered 413; bodies are read whole (default {})",
     ),
     "min_chunk_average": (
-        "--min-chunk-average",
         "BYTES",
         f"a chunked body may have {FREE_CHUNKS} chunks, plus one per BYTES of body; more are "
         "answered 400 (default {}; 0: no limit)",
     ),
 }
-#: H2Limits' fields: flag, help (the window is H2Limits.window_seconds).
+#: H2Limits' fields: help (the window is H2Limits.window_seconds).
 H2_LIMIT_OPTIONS = {
-    "max_concurrent_streams": (
-        "--h2-max-streams",
-        "HTTP/2 streams a connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS), or "
-        "whose app still runs (default {})",
-    ),
-    "max_resets": (
-        "--h2-max-resets",
-        "HTTP/2 streams a connection may reset in 10 s (rapid reset), then GOAWAY "
-        "ENHANCE_YOUR_CALM (default {})",
-    ),
-    "max_control_frames": (
-        "--h2-max-control-frames",
-        "HTTP/2 SETTINGS, PING, PRIORITY and empty frames a connection may send in 10 s, then "
-        "GOAWAY ENHANCE_YOUR_CALM (default {})",
-    ),
+    "max_concurrent_streams": "HTTP/2 streams a connection may have open "
+    "(SETTINGS_MAX_CONCURRENT_STREAMS), or whose app still runs (default {})",
+    "max_resets": "HTTP/2 streams a connection may reset in 10 s (rapid reset), then GOAWAY "
+    "ENHANCE_YOUR_CALM (default {})",
+    "max_control_frames": "HTTP/2 SETTINGS, PING, PRIORITY and empty frames a connection may "
+    "send in 10 s, then GOAWAY ENHANCE_YOUR_CALM (default {})",
 }
 _SIZE = re.compile(r"(\d+)\s*([kmg]?)(?:i?b)?", re.IGNORECASE)
 _MULTIPLIERS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -296,11 +264,12 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
     """Timeouts and limits, showing ``ServerConfig``'s defaults (it validates the values)."""
     timeouts, limits = Timeouts(), HTTPLimits()
     group = parser.add_argument_group("limits and timeouts")
-    for name, (flag, text) in TIMEOUT_OPTIONS.items():
+    flags = group_flags("timeouts")
+    for name, text in TIMEOUT_OPTIONS.items():
         default = getattr(timeouts, name)
-        group.add_argument(flag, type=float, metavar="SECONDS", help=text.format(default))
+        group.add_argument(flags[name], type=float, metavar="SECONDS", help=text.format(default))
     group.add_argument(
-        "--app-timeout",
+        flags["app"],
         type=float,
         metavar="SECONDS",
         help="seconds the app may go without output: before its response starts (then 504) "
@@ -309,11 +278,11 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
         f"(default {timeouts.app:g}; 0: no limit)",
     )
     group.add_argument(
-        "--max-client-chain",
+        FLAGS["tls_options.max_client_chain"],
         type=size,
         metavar="BYTES",
         help="the largest certificate list a client may send; a longer one fails the "
-        f"handshake (default {_default('max_client_chain')})",
+        f"handshake (default {TLSOptions().max_client_chain})",
     )
     group.add_argument(
         "--max-connections",
@@ -322,44 +291,43 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
         help="open connections per process; more are closed at once "
         f"(default {_default('max_connections')})",
     )
-    for name, (flag, metavar, text) in LIMIT_OPTIONS.items():
+    flags = group_flags("limits")
+    for name, (metavar, text) in LIMIT_OPTIONS.items():
         group.add_argument(
-            flag,
+            flags[name],
             type=size if metavar == "BYTES" else int,
             metavar=metavar,
             help=text.format(getattr(limits, name)),
         )
     h2_limits = H2Limits()
-    for name, (flag, text) in H2_LIMIT_OPTIONS.items():
-        group.add_argument(flag, type=int, metavar="N", help=text.format(getattr(h2_limits, name)))
+    flags = group_flags("h2_limits")
+    for name, text in H2_LIMIT_OPTIONS.items():
+        group.add_argument(
+            flags[name], type=int, metavar="N", help=text.format(getattr(h2_limits, name))
+        )
     add_websocket_options(parser)
 
 
-#: WebSocketLimits' fields: flag (uvicorn's names), type, metavar, help ({} = default).
+#: WebSocketLimits' fields: metavar (it gives the type), help ({} = default).
 WEBSOCKET_OPTIONS = {
     "max_message_bytes": (
-        "--ws-max-size",
         "BYTES",
         "a larger WebSocket message closes the WebSocket with 1009 (default {})",
     ),
     "max_queue": (
-        "--ws-max-queue",
         "N",
         "WebSocket messages received and not yet taken by the app; then the socket is not "
         "read until it takes one (default {})",
     ),
     "ping_interval": (
-        "--ws-ping-interval",
         "SECONDS",
         "seconds between the server's pings on an open WebSocket (default {:g}; 0: no pings)",
     ),
     "ping_timeout": (
-        "--ws-ping-timeout",
         "SECONDS",
         "seconds for the pong to come back, else the WebSocket closes with 1011 (default {:g})",
     ),
     "close_timeout": (
-        "--ws-close-timeout",
         "SECONDS",
         "seconds the server's close waits for the client's before the connection is "
         "dropped (default {:g})",
@@ -371,24 +339,30 @@ def add_websocket_options(parser: argparse.ArgumentParser) -> None:
     """The WebSocket limits (per-message deflate is never negotiated: docs/server.md)."""
     defaults = WebSocketLimits()
     group = parser.add_argument_group("WebSocket (ASGI apps)")
-    for name, (flag, metavar, text) in WEBSOCKET_OPTIONS.items():
+    flags = group_flags("websocket")
+    for name, (metavar, text) in WEBSOCKET_OPTIONS.items():
         kinds: dict[str, Callable[[str], Any]] = {"BYTES": size, "N": int, "SECONDS": float}
         kind = kinds[metavar]
         group.add_argument(
-            flag, type=kind, metavar=metavar, help=text.format(getattr(defaults, name))
+            flags[name], type=kind, metavar=metavar, help=text.format(getattr(defaults, name))
         )
 
 
 def websocket_from_args(args: argparse.Namespace) -> WebSocketLimits:
     """``ServerConfig.websocket`` from the WebSocket flags that were given."""
-    given = {
-        name: getattr(args, flag[2:].replace("-", "_"), None)
-        for name, (flag, _metavar, _help) in WEBSOCKET_OPTIONS.items()
-    }
-    values = {name: value for name, value in given.items() if value is not None}
+    values = _given(args, "websocket")
     if values.get("ping_interval") == 0:
         values["ping_interval"] = None
     return replace(WebSocketLimits(), **values)
+
+
+def _given(args: argparse.Namespace, group: str) -> dict[str, Any]:
+    """The fields of one of ``ServerConfig``'s groups whose flags were given."""
+    given = {
+        name: getattr(args, flag[2:].replace("-", "_"), None)
+        for name, flag in group_flags(group).items()
+    }
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _default(name: str) -> object:
@@ -398,33 +372,18 @@ def _default(name: str) -> object:
 
 def limits_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """``ServerConfig`` keywords for the limit and timeout flags that were given."""
-    given = {
-        name: getattr(args, flag[2:].replace("-", "_"))
-        for name, (flag, _help) in TIMEOUT_OPTIONS.items()
-    }
-    timeouts = replace(Timeouts(), **{k: v for k, v in given.items() if v is not None})
-    if args.app_timeout is not None:
-        timeouts = replace(timeouts, app=args.app_timeout if args.app_timeout != 0 else None)
-    sizes = {
-        name: getattr(args, flag[2:].replace("-", "_"))
-        for name, (flag, _metavar, _help) in LIMIT_OPTIONS.items()
-    }
-    limits = replace(HTTPLimits(), **{k: v for k, v in sizes.items() if v is not None})
+    timeouts = _given(args, "timeouts")
+    if timeouts.get("app") == 0:
+        timeouts["app"] = None
     config: dict[str, Any] = {
-        "timeouts": timeouts,
-        "limits": limits,
+        "timeouts": replace(Timeouts(), **timeouts),
+        "limits": replace(HTTPLimits(), **_given(args, "limits")),
         "websocket": websocket_from_args(args),
+        "h2_limits": replace(H2Limits(), **_given(args, "h2_limits")),
     }
-    h2_given = {
-        name: getattr(args, flag[2:].replace("-", "_"), None)
-        for name, (flag, _help) in H2_LIMIT_OPTIONS.items()
-    }
-    config["h2_limits"] = replace(
-        H2Limits(), **{k: v for k, v in h2_given.items() if v is not None}
-    )
     if getattr(args, "http", None) is not None:
         config["http"] = HTTPVersions(args.http)
-    for dest in ("max_connections", "threads", "thread_queue", "max_client_chain"):
+    for dest in ("max_connections", "threads", "thread_queue"):
         if getattr(args, dest, None) is not None:
             config[dest] = getattr(args, dest)
     return config
@@ -451,22 +410,20 @@ def resolve_modes(args: argparse.Namespace) -> tuple[bool, ClientCertMode, Verif
         raise UsageError(
             f"{https[0][0]} needs the server's certificate: --p12file FILE or --cert FILE"
         )
-    if not has_cert and getattr(args, "trusted_proxy", None) and args.forwarded_cert_header:
-        # The proxy terminates TLS; mutls still judges the certificate it forwards.
-        judged = ("client_cert", "verify", "client_ca", "crl")
-        given = [f for d, f in TLS_ONLY.items() if getattr(args, d) and d not in judged]
-        if given:
-            raise UsageError(f"{given[0]} needs TLS, which --trusted-proxy leaves to the proxy")
-        mode = ClientCertMode(args.client_cert) if args.client_cert else ClientCertMode.OPTIONAL
-        return False, mode, VerifyPolicy(args.verify) if args.verify else VerifyPolicy.STRICT
-    if not has_cert:
-        given = [flag for dest, flag in TLS_ONLY.items() if getattr(args, dest)]
-        if given:
-            raise UsageError(
-                f"{given[0]} needs TLS, which needs a certificate (--p12file FILE or --cert FILE)"
-            )
-        return False, ClientCertMode.NONE, VerifyPolicy.STRICT
     chosen = ClientCertMode(args.client_cert) if args.client_cert else None
+    if not has_cert:
+        # ServerConfig refuses the settings that need TLS; these two it cannot tell from their
+        # defaults, so the CLI, which saw them typed, refuses them the same way.
+        if args.forwarded_cert_header:  # the proxy terminates TLS; mutls judges what it forwards
+            mode = chosen or ClientCertMode.OPTIONAL
+            return False, mode, VerifyPolicy(args.verify) if args.verify else VerifyPolicy.STRICT
+        for flag, typed in (
+            (FLAGS["client_cert"], chosen is ClientCertMode.NONE),
+            (FLAGS["verify"], args.verify is not None),
+        ):
+            if typed:
+                raise UsageError(needs_tls(flag))
+        return False, chosen or ClientCertMode.NONE, VerifyPolicy.STRICT
     if https:
         flag, mode = https[0]
         if chosen is not None and chosen is not mode:
@@ -479,11 +436,6 @@ def resolve_modes(args: argparse.Namespace) -> tuple[bool, ClientCertMode, Verif
         policy = VerifyPolicy.STRICT
     if args.verify:
         policy = VerifyPolicy(args.verify)
-    if args.reject_at_handshake and mode is not ClientCertMode.REQUIRE:
-        raise UsageError(
-            "--reject-at-handshake needs a required certificate "
-            "(--https-client-require or --client-cert require)"
-        )
     return True, mode, policy
 
 
@@ -548,11 +500,7 @@ def config_from_args(
         client_ca_files=tuple(args.client_ca or ()),
         crl_files=tuple(args.crl or ()),
         machine_store=args.machine_store,
-        send_ca_names=not args.no_ca_names,
-        ciphers=args.ciphers,
-        tls13_ciphers=args.tls13_ciphers,
-        reject_at_handshake=args.reject_at_handshake,
-        keylog_path=args.keylog,
+        tls_options=tls_options_from_args(args),
         app=app,
         app_dir=getattr(args, "app_dir", "."),
         root=args.root,
@@ -575,6 +523,19 @@ def config_from_args(
         source_files=tuple(path for path in sources if path),
         reload_source=functools.partial(config_from_args, args, app=app, password=password),
         **limits_from_args(args),
+    )
+
+
+def tls_options_from_args(args: argparse.Namespace) -> TLSOptions:
+    """``ServerConfig.tls_options`` from the TLS tuning flags."""
+    chain = getattr(args, "max_client_chain", None)
+    return TLSOptions(
+        send_ca_names=not args.no_ca_names,
+        ciphers=args.ciphers,
+        tls13_ciphers=args.tls13_ciphers,
+        reject_at_handshake=args.reject_at_handshake,
+        keylog_path=args.keylog,
+        **({} if chain is None else {"max_client_chain": chain}),
     )
 
 

@@ -19,12 +19,13 @@ from mutls.http.forwarded_certificates import KNOWN_NAMES, ForwardedHeader
 from mutls.http.http2 import H2Limits
 from mutls.pki.identity import Identity
 from mutls.pki.trust import TrustMaterial
+from mutls.server.flags import FLAGS, JUDGE_FORWARDED, TLS_ONLY, group_flags, needs_tls
 from mutls.tls.options import (
-    DEFAULT_MAX_CLIENT_CHAIN,
     MAX_CLIENT_CHAIN,
     MIN_CLIENT_CHAIN,
     ClientCertMode,
     HTTPVersions,
+    TLSOptions,
     VerifyPolicy,
 )
 from mutls.ws.session import WebSocketLimits
@@ -52,15 +53,6 @@ class Timeouts:
     send: float = 60.0
 
 
-#: the command-line flag of each setting, so a refused value names what the user typed.
-TIMEOUT_FLAGS = {
-    "handshake": "--timeout-handshake",
-    "header": "--timeout-header",
-    "keep_alive": "--timeout-keep-alive",
-    "graceful": "--timeout-graceful-shutdown",
-    "app": "--app-timeout",
-    "send": "--timeout-send",
-}
 #: the smallest request head limit that still fits a browser's ordinary request.
 MIN_HEAD_BYTES = 1024
 
@@ -85,13 +77,10 @@ class ServerConfig:
     client_ca_files: tuple[str, ...] = ()
     crl_files: tuple[str, ...] = ()
     machine_store: bool = False
-    send_ca_names: bool = True
-    ciphers: str | None = None
-    tls13_ciphers: str | None = None
-    reject_at_handshake: bool = False
-    keylog_path: str | None = None
-    #: ``--max-client-chain``: the largest Certificate message a client may send, in bytes.
-    max_client_chain: int = DEFAULT_MAX_CLIENT_CHAIN
+    #: the handshake's tuning (``--no-ca-names``, ``--ciphers``, ``--tls13-ciphers``,
+    #: ``--reject-at-handshake``, ``--keylog``, ``--max-client-chain``), held as the one value
+    #: the TLS context is made of.
+    tls_options: TLSOptions = field(default_factory=TLSOptions)
     app: str | object | None = None
     app_dir: str = "."
     root: str | None = None
@@ -163,31 +152,18 @@ class ServerConfig:
         if not 0 <= self.port <= 65535:
             raise UsageError(f"--port {self.port}: not a TCP port (0-65535)")
         if self.identity is None:
-            tls_only = {
-                "--client-cert": self.client_cert is not ClientCertMode.NONE,
-                "--client-ca": bool(self.client_ca_files),
-                "--crl": bool(self.crl_files),
-                "--no-ca-names": not self.send_ca_names,
-                "--ciphers": self.ciphers is not None,
-                "--tls13-ciphers": self.tls13_ciphers is not None,
-                "--reject-at-handshake": self.reject_at_handshake,
-                "--keylog": self.keylog_path is not None,
-                "--ticket-key-file": bool(self.ticket_key_files),
-            }
-            if self.forwarded_cert_header:  # the proxy terminates TLS; certificates are judged
-                for flag in ("--client-cert", "--client-ca", "--crl"):
-                    tls_only[flag] = False
-            given = [flag for flag, on in tls_only.items() if on]
-            if given:
-                raise UsageError(
-                    f"{given[0]} needs TLS: give a certificate (--cert/--key or --p12)"
-                )
-        if self.reject_at_handshake and self.client_cert is not ClientCertMode.REQUIRE:
-            raise UsageError("--reject-at-handshake needs --client-cert require")
-        if not MIN_CLIENT_CHAIN <= self.max_client_chain <= MAX_CLIENT_CHAIN:
+            self._validate_tls_only()
+        if self.tls_options.reject_at_handshake and self.client_cert is not ClientCertMode.REQUIRE:
             raise UsageError(
-                f"--max-client-chain {self.max_client_chain}: use {MIN_CLIENT_CHAIN} to "
-                f"{MAX_CLIENT_CHAIN} bytes (a leaf and two intermediates take about 4 KB)"
+                f"{FLAGS['tls_options.reject_at_handshake']} needs a required certificate "
+                f"(--https-client-require or {FLAGS['client_cert']} require)"
+            )
+        max_client_chain = self.tls_options.max_client_chain
+        if not MIN_CLIENT_CHAIN <= max_client_chain <= MAX_CLIENT_CHAIN:
+            raise UsageError(
+                f"{FLAGS['tls_options.max_client_chain']} {max_client_chain}: use "
+                f"{MIN_CLIENT_CHAIN} to {MAX_CLIENT_CHAIN} bytes (a leaf and two intermediates "
+                "take about 4 KB)"
             )
         if self.root is not None and self.app is not None:
             raise UsageError(
@@ -220,6 +196,22 @@ class ServerConfig:
         if self.ticket_key_files:
             self.ticket_keys()  # a UsageError naming the file, now rather than at the start
         self._validate_websocket()
+
+    def _validate_tls_only(self) -> None:
+        """Without a certificate, no setting that needs TLS (each named by its flag); behind a
+        proxy that forwards certificates, those that judge them are allowed."""
+        defaults = {name: item.default for name, item in ServerConfig.__dataclass_fields__.items()}
+        defaults["tls_options"] = TLSOptions()
+        allowed = JUDGE_FORWARDED if self.forwarded_cert_header else ()
+        for name in TLS_ONLY:
+            group, _, setting = name.rpartition(".")
+            value, default = getattr(self, group or setting), defaults[group or setting]
+            if group:
+                value, default = getattr(value, setting), getattr(default, setting)
+            if name not in allowed and value != default:
+                raise UsageError(
+                    needs_tls(FLAGS[name], behind_proxy=bool(allowed and self.trusted_proxies))
+                )
 
     def _validate_forwarding(self) -> None:
         self._validate_peers()
@@ -328,12 +320,8 @@ class ServerConfig:
                 "--http 2 needs TLS (HTTP/2 is offered through ALPN; cleartext h2c is not "
                 "served): give a certificate (--cert/--key or --p12)"
             )
-        limits = self.h2_limits
-        for flag, value in (
-            ("--h2-max-streams", limits.max_concurrent_streams),
-            ("--h2-max-resets", limits.max_resets),
-            ("--h2-max-control-frames", limits.max_control_frames),
-        ):
+        for name, flag in group_flags("h2_limits").items():
+            value = getattr(self.h2_limits, name)
             if value < 1:
                 raise UsageError(f"{flag} {value}: must be at least 1")
 
@@ -360,37 +348,33 @@ class ServerConfig:
                 continue
             if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
                 raise UsageError(
-                    f"{TIMEOUT_FLAGS[item.name]} {seconds}: must be a positive number of seconds"
+                    f"{FLAGS[f'timeouts.{item.name}']} {seconds}: must be a positive number "
+                    "of seconds"
                 )
 
     def _validate_limits(self) -> None:
-        limits = self.limits
-        if limits.max_head_bytes < MIN_HEAD_BYTES:
-            raise UsageError(
-                f"--max-header-size {limits.max_head_bytes}: must be at least "
-                f"{MIN_HEAD_BYTES} bytes"
-            )
-        if limits.max_headers < 1:
-            raise UsageError(f"--max-headers {limits.max_headers}: must be at least 1")
-        if limits.max_body_bytes < 0:
-            raise UsageError(f"--max-body-size {limits.max_body_bytes}: must be 0 or more")
-        if limits.min_chunk_average < 0:
-            raise UsageError(
-                f"--min-chunk-average {limits.min_chunk_average}: must be 0 (no limit) or more"
-            )
+        flags, limits = group_flags("limits"), self.limits
+        for name, least, rule in (
+            ("max_head_bytes", MIN_HEAD_BYTES, f"must be at least {MIN_HEAD_BYTES} bytes"),
+            ("max_headers", 1, "must be at least 1"),
+            ("max_body_bytes", 0, "must be 0 or more"),
+            ("min_chunk_average", 0, "must be 0 (no limit) or more"),
+        ):
+            value = getattr(limits, name)
+            if value < least:
+                raise UsageError(f"{flags[name]} {value}: {rule}")
 
     def _validate_websocket(self) -> None:
-        ws = self.websocket
+        ws, flags = self.websocket, group_flags("websocket")
         if ws.max_message_bytes < 1:
-            raise UsageError(f"--ws-max-size {ws.max_message_bytes}: must be at least 1 byte")
+            raise UsageError(
+                f"{flags['max_message_bytes']} {ws.max_message_bytes}: must be at least 1 byte"
+            )
         if ws.max_queue < 1:
-            raise UsageError(f"--ws-max-queue {ws.max_queue}: must be at least 1")
-        for flag, seconds in (
-            ("--ws-ping-interval", ws.ping_interval),
-            ("--ws-ping-timeout", ws.ping_timeout),
-            ("--ws-close-timeout", ws.close_timeout),
-        ):
-            if seconds is None and flag == "--ws-ping-interval":
+            raise UsageError(f"{flags['max_queue']} {ws.max_queue}: must be at least 1")
+        for name in ("ping_interval", "ping_timeout", "close_timeout"):
+            flag, seconds = flags[name], getattr(ws, name)
+            if seconds is None and name == "ping_interval":
                 continue
             if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
                 raise UsageError(f"{flag} {seconds}: must be a positive number of seconds")
@@ -431,16 +415,11 @@ class ServerConfig:
         elif trust is None:
             trust = self.trust_material()
         return ServerContext(
-            ServerTLSConfig(
+            ServerTLSConfig.with_options(
+                self.tls_options,
                 identity=self.identity,
                 client_cert_mode=self.client_cert,
                 trust=trust,
-                send_ca_names=self.send_ca_names,
-                ciphers=self.ciphers,
-                tls13_ciphers=self.tls13_ciphers,
-                reject_at_handshake=self.reject_at_handshake,
-                keylog_path=self.keylog_path,
-                max_client_chain=self.max_client_chain,
                 ticket_keys=ticket_keys,
                 http=self.http,
             )

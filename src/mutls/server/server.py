@@ -100,7 +100,11 @@ def describe_mode(config: ServerConfig) -> str:
     return (
         f"mode: HTTPS, client certificate {config.client_cert.value}, "
         f"policy {config.verify.value}"
-        + (", refused in the handshake when missing" if config.reject_at_handshake else "")
+        + (
+            ", refused in the handshake when missing"
+            if config.tls_options.reject_at_handshake
+            else ""
+        )
     )
 
 

@@ -6,7 +6,7 @@ from mutls.tls.client_certificate import ClientCertificate, SubjectAltNames
 from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
 from mutls.tls.context import ServerContext, ServerTLSConfig
 from mutls.tls.info import TLSInfo
-from mutls.tls.options import ClientCertMode, VerifyPolicy
+from mutls.tls.options import ClientCertMode, TLSOptions, VerifyPolicy
 from mutls.tls.policy import refusal_reason
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "TLSConnection",
     "TLSError",
     "TLSInfo",
+    "TLSOptions",
     "VerifyPolicy",
     "refusal_reason",
 ]

@@ -13,7 +13,7 @@ import hashlib
 import os
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
@@ -30,9 +30,9 @@ from mutls.tls._openssl import ffi, lib
 from mutls.tls.bounded import BoundedCache
 from mutls.tls.ciphers import DEFAULT_TLS12_CIPHERS
 from mutls.tls.options import (
-    DEFAULT_MAX_CLIENT_CHAIN,
     ClientCertMode,
     HTTPVersions,
+    TLSOptions,
     VerifyPolicy,
 )
 from mutls.tls.tickets import TicketKeys
@@ -102,34 +102,30 @@ class ChainHints:
 
 
 @dataclass(frozen=True)
-class ServerTLSConfig:
+class ServerTLSConfig(TLSOptions):
     """Everything the TLS engine needs; immutable, validated by :class:`ServerContext`.
 
-    ``trust`` verifies client certificates (anchors, intermediates, Disallowed, CRLs);
-    ``send_ca_names`` lists the anchors' subjects in the CertificateRequest (clients then offer
-    only certificates from those CAs); ``ciphers`` is an OpenSSL cipher string for TLS 1.2
-    (default: Mozilla intermediate, ECDHE with AES-GCM or ChaCha20), ``tls13_ciphers`` the
-    TLS 1.3 suites (default: OpenSSL's). ``reject_at_handshake`` makes ``require`` mode fail
-    the handshake when no certificate is sent (``certificate_required`` in TLS 1.3) instead of
-    the HTTP 403. ``keylog_path`` writes NSS key-log lines (file mode 0600), for Wireshark.
-    ``max_client_chain`` caps the client's Certificate message in bytes (OpenSSL refuses a
-    longer one in the handshake).
+    ``trust`` verifies client certificates (anchors, intermediates, Disallowed, CRLs); the
+    handshake's tuning (``send_ca_names``, ``ciphers``, ``tls13_ciphers``,
+    ``reject_at_handshake``, ``keylog_path``, ``max_client_chain``: keyword-only) is
+    :class:`~mutls.tls.options.TLSOptions`'s, given one by one or as a whole with
+    :meth:`with_options`.
     """
 
     identity: Identity
     client_cert_mode: ClientCertMode = ClientCertMode.NONE
     trust: TrustMaterial = field(default_factory=TrustMaterial)
-    send_ca_names: bool = True
-    ciphers: str | None = None
-    tls13_ciphers: str | None = None
-    reject_at_handshake: bool = False
-    keylog_path: str | None = None
-    max_client_chain: int = DEFAULT_MAX_CLIENT_CHAIN
     #: session-ticket keys shared with other contexts (workers, generations, machines); ``None``:
     #: OpenSSL's own, random for this context alone (see :mod:`mutls.tls.tickets`).
     ticket_keys: TicketKeys | None = None
     #: ``--http``: the ALPN names offered (see :class:`~mutls.tls.options.HTTPVersions`).
     http: HTTPVersions = HTTPVersions.HTTP11
+
+    @classmethod
+    def with_options(cls, options: TLSOptions, **engine: Any) -> ServerTLSConfig:
+        """A config with ``options``' tuning and the rest (``identity``, ``trust``...) given."""
+        tuning = {item.name: getattr(options, item.name) for item in fields(TLSOptions)}
+        return cls(**engine, **tuning)
 
 
 class ServerContext:

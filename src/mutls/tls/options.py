@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 
 class ClientCertMode(enum.Enum):
@@ -42,3 +43,27 @@ class VerifyPolicy(enum.Enum):
 DEFAULT_MAX_CLIENT_CHAIN = 32 * 1024
 MIN_CLIENT_CHAIN = 4 * 1024
 MAX_CLIENT_CHAIN = 100 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class TLSOptions:
+    """How the server's handshake is tuned, as one value: ``ServerConfig`` holds it and
+    :class:`~mutls.tls.context.ServerTLSConfig` is made of it (its keyword-only fields), so a
+    new setting is added here once.
+
+    ``send_ca_names`` lists the anchors' subjects in the CertificateRequest (clients then offer
+    only certificates from those CAs); ``ciphers`` is an OpenSSL cipher string for TLS 1.2
+    (default: Mozilla intermediate, ECDHE with AES-GCM or ChaCha20), ``tls13_ciphers`` the
+    TLS 1.3 suites (default: OpenSSL's). ``reject_at_handshake`` makes ``require`` mode fail
+    the handshake when no certificate is sent (``certificate_required`` in TLS 1.3) instead of
+    the HTTP 403. ``keylog_path`` writes NSS key-log lines (file mode 0600), for Wireshark.
+    ``max_client_chain`` caps the client's Certificate message in bytes (OpenSSL refuses a
+    longer one in the handshake).
+    """
+
+    send_ca_names: bool = True
+    ciphers: str | None = None
+    tls13_ciphers: str | None = None
+    reject_at_handshake: bool = False
+    keylog_path: str | None = None
+    max_client_chain: int = DEFAULT_MAX_CLIENT_CHAIN
