@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from mutls.server import ServerConfig, Timeouts
+from mutls.server.deadlines import NEXT_REQUEST
 from mutls.server.protocol import ConnectionProtocol, ServerState
 
 SEND = 1.0
@@ -161,7 +162,7 @@ def test_the_phase_deadline_still_fires_while_a_send_is_stalled() -> None:
     def test(clock: Clock, transport: Transport) -> None:
         conn = connect(clock, transport)
         conn.pause_writing()
-        conn._arm(0.5 * SEND, "next request")  # earlier than the send deadline
+        conn._arm(0.5 * SEND, NEXT_REQUEST)  # earlier than the send deadline
         clock.advance_to(0.6 * SEND)
         assert transport.closing  # the idle connection was closed at its own deadline
 

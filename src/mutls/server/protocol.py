@@ -27,7 +27,15 @@ from mutls.http.forwarded import ForwardedCertificateError
 from mutls.http.response import simple_response
 from mutls.server.channel import Channel
 from mutls.server.config import ServerConfig
-from mutls.server.deadlines import ConnectionDeadlines
+from mutls.server.deadlines import (
+    BODY,
+    HANDSHAKE,
+    HEAD,
+    NEXT_REQUEST,
+    PROXY_HEADER,
+    ConnectionDeadlines,
+    Phase,
+)
 from mutls.server.http2 import speaks_http2, take_over
 from mutls.server.intake import MAX_PENDING_EVENTS
 from mutls.server.log import (
@@ -150,12 +158,12 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
             self._counted = True
         if self.state.tls_context is not None:
             self.tls = TLSConnection(self.state.tls_context)
-            self._arm(self.config.timeouts.handshake, "TLS handshake")
+            self._arm(self.config.timeouts.handshake, HANDSHAKE)
         else:
             self.facts = connection_facts(self.client, self.server)
-            self._arm(self.config.timeouts.header, "request head")
+            self._arm(self.config.timeouts.header, HEAD)
         if self._proxy_reader is not None:
-            self._arm(self.config.timeouts.handshake, "PROXY header")
+            self._arm(self.config.timeouts.handshake, PROXY_HEADER)
 
     def data_received(self, data: bytes) -> None:
         """Bytes from the socket: through TLS (if any) into the HTTP connection."""
@@ -169,7 +177,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
                 return
         if self._idle and self.task is None:
             self._idle = False
-            self._arm(self.config.timeouts.header, "request head")
+            self._arm(self.config.timeouts.header, HEAD)
         self._take(data)
 
     def eof_received(self) -> bool:
@@ -258,7 +266,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
         if self.state.metrics is not None:
             self.state.metrics.handshake(info.client_certificate, info.resumed)
         self._idle = True
-        self._arm(self.config.timeouts.header, "request head")
+        self._arm(self.config.timeouts.header, HEAD)
 
     def _flush_tls(self) -> None:
         out = self.tls.data_to_send() if self.tls is not None else b""
@@ -275,7 +283,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
                 return
             if isinstance(event, Data):
                 self._body += event.data
-                self._arm(self.config.timeouts.header, "request body")
+                self._arm(self.config.timeouts.header, BODY)
             elif isinstance(event, Request):
                 self._started = self.loop.time()
                 if event.certificate_headers or self.http.dropped_name is not None:
@@ -359,9 +367,9 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
     def _after_proxy_header(self) -> None:
         """The PROXY header is read: the handshake (or request head) deadline starts."""
         if self.tls is not None:
-            self._arm(self.config.timeouts.handshake, "TLS handshake")
+            self._arm(self.config.timeouts.handshake, HANDSHAKE)
         else:
-            self._arm(self.config.timeouts.header, "request head")
+            self._arm(self.config.timeouts.header, HEAD)
 
     def _refuse(self, request: Request, reason: str) -> None:
         """The policy's 403, logged; the connection then closes (a new one may carry a
@@ -419,7 +427,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
         self._idle = self.http.pending_events == 0
         self._arm(
             self.config.timeouts.keep_alive if self._idle else self.config.timeouts.header,
-            "next request" if self._idle else "request head",
+            NEXT_REQUEST if self._idle else HEAD,
         )
         self._pump()
 
@@ -520,13 +528,13 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
         self._send_buffered = self.transport.get_write_buffer_size()
         self._arm_send(self.config.timeouts.send)
 
-    def _phase_due(self, what: str) -> None:
+    def _phase_due(self, phase: Phase) -> None:
         """A phase ran out of time: close (408 for a request head begun)."""
         if self.task is not None:
             return
-        if what not in ("next request", "TLS handshake"):
-            log.info("%s from %s timed out", what, peer(self.client))
-        if what == "request head" and not self._idle and self.facts is not None:
+        if phase is not NEXT_REQUEST and phase is not HANDSHAKE:
+            log.info("%s from %s timed out", phase.value, peer(self.client))
+        if phase is HEAD and not self._idle and self.facts is not None:
             self.write(simple_response(None, 408, "request timeout"))
         self._shutdown()
 
