@@ -30,6 +30,7 @@ from mutls.http.h2events import (
 from mutls.http.http2 import ALPN_H2, ErrorCodes, HTTP2Connection
 from mutls.server.deadlines import BODY, NEXT_REQUEST, ConnectionDeadlines, Phase
 from mutls.server.intake import FEED_PER_TURN
+from mutls.server.lifecycle import HANDED_OVER
 from mutls.server.log import (
     log,
     log_certificate_headers,
@@ -82,7 +83,7 @@ def take_over(old: ConnectionProtocol, plain: bytes) -> None:
     assert old.transport is not None and old.tls is not None and old.facts is not None
     new = HTTP2Protocol(old.state, old.transport, old.tls, old.facts, old.client)
     old._stop_deadlines()
-    old.lost = True  # nothing of the HTTP/1.1 side runs any more
+    old._enter(HANDED_OVER)  # nothing of the HTTP/1.1 side runs any more
     old.state.connections.discard(old)
     old.state.connections.add(new)
     new.counted, old._counted = old._counted, False  # one open connection, now this one
