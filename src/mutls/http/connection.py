@@ -90,11 +90,16 @@ class ParseState(enum.Enum):
     after a refused request nothing more is parsed, and after a request that switches protocols
     the bytes are another protocol's (kept in :attr:`HTTPConnection.upgrade_data`)."""
 
-    IDLE = "between requests"
-    HEAD = "in a request head"
-    BODY = "in a request body"
-    FAILED = "refused"
-    UPGRADED = "switched protocols"
+    #: between requests (none begun, or the last one's body complete).
+    IDLE = enum.auto()
+    #: inside a request head (its bytes counted against the head limit).
+    HEAD = enum.auto()
+    #: inside a request body (header fields now are trailers).
+    BODY = enum.auto()
+    #: a request was refused (a ProtocolError queued): final.
+    FAILED = enum.auto()
+    #: a request switched protocols (a WebSocket's): final.
+    UPGRADED = enum.auto()
 
 
 # The members as module names: an attribute of the enum class is a metaclass lookup (~10 times a
