@@ -133,6 +133,21 @@ def test_a_pipelined_request_is_read_as_soon_as_the_last_is_answered() -> None:
     assert asyncio.run(body()) == [READING, RUNNING, READING, RUNNING, IDLE]
 
 
+def test_a_connection_closed_under_its_app_is_closed_once_the_app_is_done() -> None:
+    async def body() -> ConnectionProtocol:
+        conn, sock = served()
+        conn.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        task = conn.task
+        assert task is not None and conn.lifecycle is RUNNING
+        sock.closed = True  # aborted meanwhile (or a write failed): connection_lost comes next
+        await task
+        return conn
+
+    conn = asyncio.run(body())
+    # not left RUNNING without a task: a request queued for its turn must not start
+    assert conn.lifecycle is CLOSED and conn.lost and conn.task is None
+
+
 def test_a_head_deadline_answers_408_only_to_a_request_begun() -> None:
     async def body() -> tuple[ConnectionProtocol, Socket, ConnectionProtocol, Socket]:
         quiet, quiet_sock = served()

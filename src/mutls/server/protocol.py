@@ -520,7 +520,10 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
 
     def _shutdown(self, *, tls_close: bool = True) -> None:
         self._release_deadlines()  # a close waits for the client to read: the send clock runs
-        if self.transport is None or self.lost or self.transport.is_closing():
+        if self.transport is None or self.lost:
+            return
+        if self.transport.is_closing():  # aborted, or a write failed: lost at the next turn
+            self._enter(CLOSED)  # (meanwhile no request queued for its turn runs)
             return
         if self.tls is not None and tls_close and self.facts is not None:
             with contextlib.suppress(Exception):  # close_notify is a courtesy
