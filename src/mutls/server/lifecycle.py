@@ -3,10 +3,10 @@ in one place (:class:`~mutls.server.protocol.ConnectionProtocol` holds the state
 with ``_enter``, which raises :class:`IllegalTransition` for a move this table lacks)::
 
     OPENING ──► NEW ──► READING ──► RUNNING ──► IDLE ──► READING ──► ...
-       │         │         │           │          │
-       │         │         └─► UPGRADED (a WebSocket has the connection)
-       │         └─► HANDED_OVER (ALPN chose HTTP/2: mutls.server.http2 has the socket)
-       └── every state but the two final ones ──► CLOSED
+                 │         │           └──► READING (the next request, pipelined, waits)
+                 │         └──► UPGRADED (a WebSocket has the connection)
+                 └──► HANDED_OVER (ALPN chose HTTP/2: mutls.server.http2 has the socket)
+    any state but the final two (HANDED_OVER, CLOSED) ──► CLOSED
 
 A request already in the parser's hands (pipelined behind the last, queued for its turn, or
 decrypted with the client's close) starts running from NEW or IDLE without passing READING,
@@ -15,7 +15,7 @@ which is entered only when a read brings the first bytes of a request.
 What is not lifecycle stays a field of the connection: ``write_paused`` (flow control: the
 socket's buffer is full, in any state), ``_closing`` (a graceful stop was asked: it can come in
 any state and only makes the answer in flight the last), and the ``task`` that runs the app
-(the handle to cancel, present exactly while RUNNING or UPGRADED).
+(the handle to cancel, present only while RUNNING or UPGRADED).
 """
 
 from __future__ import annotations

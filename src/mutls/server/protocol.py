@@ -135,7 +135,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
         #: what was logged once for this connection (see _note_headers).
         self._noted_certificate_headers = self._noted_underscores = False
         self._noted_relay_conflict = False
-        #: the app's task (or a WebSocket's): present while RUNNING or UPGRADED.
+        #: the app's task (or a WebSocket's): present only while RUNNING or UPGRADED.
         self.task: asyncio.Task[None] | None = None
         #: where the connection is in its life (see mutls.server.lifecycle); moved by _enter.
         self.lifecycle = OPENING
