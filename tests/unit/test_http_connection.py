@@ -15,6 +15,7 @@ from mutls.http import (
     Request,
     simple_response,
 )
+from mutls.http.connection import ParseState
 from mutls.http.framing import FREE_CHUNKS
 
 
@@ -221,6 +222,42 @@ def test_upgrade_request_is_answered_then_closed() -> None:
     )
     req = evs[0]
     assert isinstance(req, Request) and not req.keep_alive
+
+
+def test_the_parse_state_follows_a_request_through_head_and_body() -> None:
+    conn = HTTPConnection()
+    assert conn.parse_state is ParseState.IDLE
+    conn.receive_data(b"POST / HTTP/1.1\r\nHost: h\r\n")
+    assert conn.parse_state is ParseState.HEAD
+    conn.receive_data(b"Content-Length: 4\r\n\r\nab")
+    assert conn.parse_state is ParseState.BODY
+    conn.receive_data(b"cd")
+    assert conn.parse_state is ParseState.IDLE
+    conn.receive_data(b"")  # a close between requests is no error
+    assert conn.parse_state is ParseState.IDLE
+    assert isinstance(events(conn)[-1], ConnectionClosed)
+
+
+def test_a_refused_request_leaves_the_parser_failed_for_good() -> None:
+    conn = HTTPConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n")
+    conn.receive_data(b"")  # closed in the middle of a head
+    assert conn.parse_state is ParseState.FAILED
+    assert error_of(events(conn)).status == 400
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert conn.parse_state is ParseState.FAILED and events(conn) == []
+
+
+def test_an_upgrade_hands_the_rest_of_the_bytes_over() -> None:
+    conn = HTTPConnection()
+    conn.receive_data(
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nab"
+    )
+    assert conn.parse_state is ParseState.UPGRADED
+    conn.receive_data(b"GET / HTTP/1.1\r\n")  # not parsed: another protocol's bytes
+    assert conn.parse_state is ParseState.UPGRADED
+    assert conn.upgrade_data == b"abGET / HTTP/1.1\r\n"
+    assert [type(e) for e in events(conn)] == [Request, EndOfMessage]
 
 
 # -- responses ----------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from mutls.server import ServerConfig, Timeouts
+from mutls.server.deadlines import NEXT_REQUEST
+from mutls.server.lifecycle import IDLE, READING, RUNNING
 from mutls.server.protocol import ConnectionProtocol, ServerState
 
 SEND = 1.0
@@ -146,7 +148,8 @@ def test_without_a_stall_there_is_no_send_deadline() -> None:
 def test_a_close_stalled_by_the_client_is_dropped() -> None:
     def test(clock: Clock, transport: Transport) -> None:
         conn = connect(clock, transport)
-        conn._answered = True  # a response went out (a graceful stop closes such a one)
+        for state in (READING, RUNNING, IDLE):  # a response went out (a graceful stop
+            conn._enter(state)  # closes such a one)
         transport.buffered = 1 << 20
         conn.pause_writing()
         conn.close_when_idle()  # the close waits for the buffer: the send clock still runs
@@ -161,7 +164,7 @@ def test_the_phase_deadline_still_fires_while_a_send_is_stalled() -> None:
     def test(clock: Clock, transport: Transport) -> None:
         conn = connect(clock, transport)
         conn.pause_writing()
-        conn._arm(0.5 * SEND, "next request")  # earlier than the send deadline
+        conn._arm(0.5 * SEND, NEXT_REQUEST)  # earlier than the send deadline
         clock.advance_to(0.6 * SEND)
         assert transport.closing  # the idle connection was closed at its own deadline
 

@@ -20,6 +20,7 @@ aside in :attr:`Request.certificate_headers`, never in :attr:`Request.headers`.
 
 from __future__ import annotations
 
+import enum
 from collections import deque
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
@@ -84,6 +85,28 @@ class HTTPLimits:
     min_chunk_average: int = 16
 
 
+class ParseState(enum.Enum):
+    """Where the parser is in the client's byte stream. ``FAILED`` and ``UPGRADED`` are final:
+    after a refused request nothing more is parsed, and after a request that switches protocols
+    the bytes are another protocol's (kept in :attr:`HTTPConnection.upgrade_data`)."""
+
+    #: between requests (none begun, or the last one's body complete).
+    IDLE = enum.auto()
+    #: inside a request head (its bytes counted against the head limit).
+    HEAD = enum.auto()
+    #: inside a request body (header fields now are trailers).
+    BODY = enum.auto()
+    #: a request was refused (a ProtocolError queued): final.
+    FAILED = enum.auto()
+    #: a request switched protocols (a WebSocket's): final.
+    UPGRADED = enum.auto()
+
+
+# The members as module names: an attribute of the enum class is a metaclass lookup (~10 times a
+# global's), and the parser's callbacks set the state three times a request.
+_IDLE, _HEAD, _BODY, _FAILED, _UPGRADED = ParseState
+
+
 class _Refused(Exception):
     """Raised inside a parser callback to stop parsing; carries the answer (error path only)."""
 
@@ -113,8 +136,7 @@ class HTTPConnection:
         self._headers: Headers = []
         self._certificate_headers: Headers | None = None
         self._head_bytes = 0
-        self._in_head = False
-        self._in_body = False
+        self._state = _IDLE
         self._begun = 0
         self._pending_head_bytes = 0
         self._body_bytes = 0
@@ -123,8 +145,6 @@ class HTTPConnection:
         self._chunked = False
         self._expect_continue = False
         self._has_host = False
-        self._failed = False
-        self._upgraded = False
         #: after a request that switches protocols: the bytes that followed its head in the
         #: read that held it (a WebSocket's first frames), else ``None``.
         self.upgrade_data: bytes | None = None
@@ -141,19 +161,20 @@ class HTTPConnection:
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the client; ``b""`` means the client closed its side."""
-        if self._failed or self._upgraded:
+        state = self._state
+        if state is _FAILED or state is _UPGRADED:
             upgrade_data = self.upgrade_data
             if upgrade_data is not None and data and len(upgrade_data) <= MAX_UPGRADE_DATA:
                 self.upgrade_data = upgrade_data + data  # (an earlier request still runs)
             return
         if not data:
             self.peer_closed = True
-            if self._in_head or self._in_body:
+            if state is _HEAD or state is _BODY:
                 self._fail(400, "connection closed in the middle of a request")
             else:
                 self._events.append(ConnectionClosed())
             return
-        began_in_head, begun = self._in_head, self._begun
+        began_in_head, begun = state is _HEAD, self._begun
         # llhttp also accepts RTSP and ICE request lines and reports only their version
         # number; two substring scans per read find the rare bytes that need a closer look
         # (find, not `in`: the operator costs twice as much on bytes).
@@ -176,7 +197,7 @@ class HTTPConnection:
         except httptools.HttpParserUpgrade as exc:
             # No other request follows on this connection: the server answers this one (a
             # WebSocket takes the bytes after it, see mutls.server.websocket), then closes.
-            self._upgraded = True
+            self._state = _UPGRADED
             self.upgrade_data = bytes(data[exc.args[0] :]) if exc.args else b""
             self._mark_last_request_closing()
         except httptools.HttpParserInvalidMethodError:
@@ -185,7 +206,7 @@ class HTTPConnection:
             self._fail(400, f"malformed request: {_describe(exc)}")
         if self._body:
             self._flush_body()
-        if self._in_head and not self._failed:
+        if self._state is _HEAD:
             # Still inside a head: bound what llhttp buffers for us before it calls back.
             # A head that began in this read is not counted until the next one (so memory
             # stays under the limit plus one read, and pipelined requests never over-count).
@@ -216,6 +237,11 @@ class HTTPConnection:
         finally:
             slicer.read_done(data)
 
+    @property
+    def parse_state(self) -> ParseState:
+        """Where the parser is (see :class:`ParseState`)."""
+        return self._state
+
     def next_event(self) -> Event | None:
         """The next event, or ``None`` when more bytes are needed."""
         return self._events.popleft() if self._events else None
@@ -233,7 +259,7 @@ class HTTPConnection:
 
     def respond(self, request: Request, *, closing: bool = False) -> ResponseWriter:
         """A writer for the response to ``request``; ``closing`` forces ``Connection: close``."""
-        keep_alive = request.keep_alive and not closing and not self._failed
+        keep_alive = request.keep_alive and not closing and self._state is not _FAILED
         return ResponseWriter(request, keep_alive=keep_alive)
 
     # -- httptools callbacks (the parser calls these while feed_data runs) --------------------
@@ -246,7 +272,7 @@ class HTTPConnection:
         self._head_bytes = 0
         self._pending_head_bytes = 0
         self._begun += 1
-        self._in_head = True
+        self._state = _HEAD
         self._body_bytes = 0
         self._content_length = None
         self._chunked = False
@@ -269,7 +295,7 @@ class HTTPConnection:
         self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > self.limits.max_head_bytes:
             raise _Refused(431, "request header fields too large")
-        if self._in_body:
+        if self._state is _BODY:
             return  # a trailer: counted, never shown (no app interface has request trailers)
         if len(self._headers) >= self.limits.max_headers:
             raise _Refused(431, "too many request header fields")
@@ -299,8 +325,7 @@ class HTTPConnection:
 
     def on_headers_complete(self) -> None:
         """The head is complete: check it and queue the :class:`Request`."""
-        self._in_head = False
-        self._in_body = True
+        self._state = _BODY
         if self._chunked and self._content_length is not None:
             raise _Refused(400, "malformed request: both Content-Length and Transfer-Encoding")
         if self._content_length is not None and self._content_length > self.limits.max_body_bytes:
@@ -351,7 +376,7 @@ class HTTPConnection:
 
     def on_message_complete(self) -> None:
         """The request's body is complete."""
-        self._in_body = False
+        self._state = _IDLE
         self._content_length = None
         self._chunked = False
         if self._body:
@@ -368,8 +393,7 @@ class HTTPConnection:
         body.clear()
 
     def _fail(self, status: int, reason: str) -> None:
-        self._failed = True
-        self._in_head = self._in_body = False
+        self._state = _FAILED
         self._body.clear()
         self._events.append(ProtocolViolation(status, reason))
 

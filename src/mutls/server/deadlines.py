@@ -16,9 +16,25 @@ connection is freed at once (not at the garbage collector's next pass).
 from __future__ import annotations
 
 import asyncio
+import enum
 
 #: a timer may fire this early (libuv counts milliseconds) and still count as due.
 TIMER_SLACK_S = 0.002
+
+
+class Phase(enum.Enum):
+    """What a connection's phase deadline waits for; the value is the log's name for it."""
+
+    PROXY_HEADER = "PROXY header"
+    HANDSHAKE = "TLS handshake"
+    HEAD = "request head"
+    BODY = "request body"
+    NEXT_REQUEST = "next request"
+
+
+# The members as module names: ``Phase.HEAD`` is a lookup on the enum's metaclass (~10 times a
+# global's cost), and the hot path arms a phase twice a request.
+PROXY_HEADER, HANDSHAKE, HEAD, BODY, NEXT_REQUEST = Phase
 
 
 class ConnectionDeadlines:
@@ -29,22 +45,22 @@ class ConnectionDeadlines:
     _timer: asyncio.TimerHandle | None = None
     _timer_at = 0.0
     _phase: float | None = None
-    _phase_what = ""
+    _phase_what = NEXT_REQUEST
     _send: float | None = None
 
-    def _phase_due(self, what: str) -> None:
-        """The phase ``what`` (as given to :meth:`_arm`) ran out of time."""
+    def _phase_due(self, phase: Phase) -> None:
+        """The ``phase`` (as given to :meth:`_arm`) ran out of time."""
         raise NotImplementedError
 
     def _send_due(self) -> None:
         """The send deadline (:meth:`_arm_send`) passed."""
         raise NotImplementedError
 
-    def _arm(self, seconds: float, what: str) -> None:
-        """The current phase (``what``, for the log) must end within ``seconds``."""
+    def _arm(self, seconds: float, phase: Phase) -> None:
+        """The current ``phase`` must end within ``seconds``."""
         deadline = self.loop.time() + seconds
         self._phase = deadline
-        self._phase_what = what
+        self._phase_what = phase
         if self._timer is None or self._timer_at > deadline:
             self._wake_at(deadline)
 

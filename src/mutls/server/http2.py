@@ -28,8 +28,9 @@ from mutls.http.h2events import (
     WindowOpened,
 )
 from mutls.http.http2 import ALPN_H2, ErrorCodes, HTTP2Connection
-from mutls.server.deadlines import ConnectionDeadlines
+from mutls.server.deadlines import BODY, NEXT_REQUEST, ConnectionDeadlines, Phase
 from mutls.server.intake import FEED_PER_TURN
+from mutls.server.lifecycle import HANDED_OVER
 from mutls.server.log import (
     log,
     log_certificate_headers,
@@ -82,7 +83,7 @@ def take_over(old: ConnectionProtocol, plain: bytes) -> None:
     assert old.transport is not None and old.tls is not None and old.facts is not None
     new = HTTP2Protocol(old.state, old.transport, old.tls, old.facts, old.client)
     old._stop_deadlines()
-    old.lost = True  # nothing of the HTTP/1.1 side runs any more
+    old._enter(HANDED_OVER)  # nothing of the HTTP/1.1 side runs any more
     old.state.connections.discard(old)
     old.state.connections.add(new)
     new.counted, old._counted = old._counted, False  # one open connection, now this one
@@ -155,7 +156,7 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
             return
         if not self._sniffing:  # (else the client must first show it speaks HTTP/2)
             self._flush()
-        self._arm(self.config.timeouts.keep_alive, "next request")
+        self._arm(self.config.timeouts.keep_alive, NEXT_REQUEST)
         if plain:
             self.data_received_plain(plain)
 
@@ -261,11 +262,11 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
         self._events(self.http.receive_data(plain, now))
         if self.streams:
             if len(self.streams) > self._running:  # a request still coming in
-                self._arm(self.config.timeouts.header, "request body")
+                self._arm(self.config.timeouts.header, BODY)
             else:
                 self._disarm()
         elif not self.lost:
-            self._arm(self.config.timeouts.keep_alive, "next request")
+            self._arm(self.config.timeouts.keep_alive, NEXT_REQUEST)
 
     def _events(self, events: Sequence[H2Event]) -> None:
         for event in events:
@@ -443,7 +444,7 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
             self._flush()
             self._close()
         elif not self.streams:
-            self._arm(self.config.timeouts.keep_alive, "next request")
+            self._arm(self.config.timeouts.keep_alive, NEXT_REQUEST)
 
     # -- output ----------------------------------------------------------------------------
 
@@ -585,11 +586,11 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
         )
         self.abort()
 
-    def _phase_due(self, what: str) -> None:
-        if what == "next request":
+    def _phase_due(self, phase: Phase) -> None:
+        if phase is NEXT_REQUEST:
             self.close_when_idle()
             return
-        log.info("%s from %s timed out", what, peer(self.client))
-        self.http.fail(ErrorCodes.NO_ERROR, f"{what} timed out")
+        log.info("%s from %s timed out", phase.value, peer(self.client))
+        self.http.fail(ErrorCodes.NO_ERROR, f"{phase.value} timed out")
         self._flush()
         self._close()

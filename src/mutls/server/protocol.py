@@ -27,9 +27,28 @@ from mutls.http.forwarded_certificates import ForwardedCertificateError
 from mutls.http.response import simple_response
 from mutls.server.channel import Channel
 from mutls.server.config import ServerConfig
-from mutls.server.deadlines import ConnectionDeadlines
+from mutls.server.deadlines import (
+    BODY,
+    HANDSHAKE,
+    HEAD,
+    NEXT_REQUEST,
+    PROXY_HEADER,
+    ConnectionDeadlines,
+    Phase,
+)
 from mutls.server.http2 import speaks_http2, take_over
 from mutls.server.intake import MAX_PENDING_EVENTS
+from mutls.server.lifecycle import (
+    CLOSED,
+    IDLE,
+    NEW,
+    OPENING,
+    READING,
+    RUNNING,
+    UPGRADED,
+    IllegalTransition,
+    Lifecycle,
+)
 from mutls.server.log import (
     HandshakeFailures,
     log,
@@ -116,17 +135,31 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
         #: what was logged once for this connection (see _note_headers).
         self._noted_certificate_headers = self._noted_underscores = False
         self._noted_relay_conflict = False
+        #: the app's task (or a WebSocket's): present only while RUNNING or UPGRADED.
         self.task: asyncio.Task[None] | None = None
-        self._idle = True
-        #: a response went out: a client reusing this connection retries when it closes.
-        self._answered = False
+        #: where the connection is in its life (see mutls.server.lifecycle); moved by _enter.
+        self.lifecycle = OPENING
+        #: a graceful stop was asked (in any state): the answer in flight is the last.
         self._closing = False
+        #: the lifecycle is final (CLOSED, or HANDED_OVER to HTTP/2): nothing more is read or
+        #: written here. Set only by _enter; a field, not a property, as the hot path and the
+        #: intake mixins read it per event.
         self.lost = False
+        #: flow control, in any state: the socket's buffer is full (pause_writing).
         self.write_paused = False
         #: bytes the client had not read when the send clock started (--timeout-send).
         self._send_buffered = 0
         self._drain: asyncio.Future[None] | None = None
         self._disconnected: asyncio.Future[None] = self.loop.create_future()
+
+    def _enter(self, new: Lifecycle) -> None:
+        """Move the lifecycle to ``new``: IllegalTransition if mutls.server.lifecycle's table
+        has no such move."""
+        old = self.lifecycle
+        if new not in old.successors:
+            raise IllegalTransition(old, new)
+        self.lifecycle = new
+        self.lost = not new.successors
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -140,7 +173,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
         if len(self.state.connections) >= self.config.max_connections:
             log.warning("connection limit reached: refusing %s", peer(self.client))
             transport.abort()
-            self.lost = True
+            self._enter(CLOSED)
             return
         self.state.connections.add(self)
         if self.config.proxy_protocol and not self._expect_proxy_header(self.state.peers):
@@ -150,12 +183,14 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
             self._counted = True
         if self.state.tls_context is not None:
             self.tls = TLSConnection(self.state.tls_context)
-            self._arm(self.config.timeouts.handshake, "TLS handshake")
+            self._arm(self.config.timeouts.handshake, HANDSHAKE)
         else:
             self.facts = connection_facts(self.client, self.server)
-            self._arm(self.config.timeouts.header, "request head")
+            self._arm(self.config.timeouts.header, HEAD)
+            if self._proxy_reader is None:
+                self._enter(NEW)
         if self._proxy_reader is not None:
-            self._arm(self.config.timeouts.handshake, "PROXY header")
+            self._arm(self.config.timeouts.handshake, PROXY_HEADER)
 
     def data_received(self, data: bytes) -> None:
         """Bytes from the socket: through TLS (if any) into the HTTP connection."""
@@ -167,9 +202,10 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
             data = self._decrypt(data)
             if not data:
                 return
-        if self._idle and self.task is None:
-            self._idle = False
-            self._arm(self.config.timeouts.header, "request head")
+        lifecycle = self.lifecycle
+        if lifecycle is IDLE or lifecycle is NEW:  # the first bytes of a request
+            self._enter(READING)
+            self._arm(self.config.timeouts.header, HEAD)
         self._take(data)
 
     def eof_received(self) -> bool:
@@ -186,7 +222,8 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The socket is gone: wake whoever waits on it."""
-        self.lost = True
+        if self.lifecycle is not CLOSED:
+            self._enter(CLOSED)
         self.state.connections.discard(self)
         if self._counted and self.state.metrics is not None:
             self._counted = False
@@ -257,8 +294,8 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
         self.facts = connection_facts(self.client, self.server, info, admission)
         if self.state.metrics is not None:
             self.state.metrics.handshake(info.client_certificate, info.resumed)
-        self._idle = True
-        self._arm(self.config.timeouts.header, "request head")
+        self._enter(NEW)
+        self._arm(self.config.timeouts.header, HEAD)
 
     def _flush_tls(self) -> None:
         out = self.tls.data_to_send() if self.tls is not None else b""
@@ -275,7 +312,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
                 return
             if isinstance(event, Data):
                 self._body += event.data
-                self._arm(self.config.timeouts.header, "request body")
+                self._arm(self.config.timeouts.header, BODY)
             elif isinstance(event, Request):
                 self._started = self.loop.time()
                 if event.certificate_headers or self.http.dropped_name is not None:
@@ -359,9 +396,10 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
     def _after_proxy_header(self) -> None:
         """The PROXY header is read: the handshake (or request head) deadline starts."""
         if self.tls is not None:
-            self._arm(self.config.timeouts.handshake, "TLS handshake")
+            self._arm(self.config.timeouts.handshake, HANDSHAKE)
         else:
-            self._arm(self.config.timeouts.header, "request head")
+            self._enter(NEW)
+            self._arm(self.config.timeouts.header, HEAD)
 
     def _refuse(self, request: Request, reason: str) -> None:
         """The policy's 403, logged; the connection then closes (a new one may carry a
@@ -374,9 +412,11 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
 
     def _dispatch(self, request: Request, body: bytes) -> None:
         if self.http.upgrade_data is not None and wants_websocket(request):
+            self._enter(UPGRADED)
             start_websocket(self, request)  # the connection is the WebSocket's from here
             return
         channel = Channel(self, self.http.respond(request, closing=self.closing))
+        self._enter(RUNNING)
         self.task = self.loop.create_task(self._run(request, body, channel))
 
     async def _run(self, request: Request, body: bytes, channel: Channel) -> None:
@@ -408,7 +448,6 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
             )
             channel.fail(request, 504, "the app did not answer in time")
         writer = channel.writer
-        self._answered = True
         self._record_answer(request, writer.status, channel.sent)
         if self.lost:
             return
@@ -416,10 +455,11 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
             self._shutdown()
             return
         self._resume_intake()
-        self._idle = self.http.pending_events == 0
+        idle = self.http.pending_events == 0
+        self._enter(IDLE if idle else READING)
         self._arm(
-            self.config.timeouts.keep_alive if self._idle else self.config.timeouts.header,
-            "next request" if self._idle else "request head",
+            self.config.timeouts.keep_alive if idle else self.config.timeouts.header,
+            NEXT_REQUEST if idle else HEAD,
         )
         self._pump()
 
@@ -470,7 +510,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
         self._closing = True
         if self.websocket is not None:
             self.websocket.going_away()
-        if self.task is None and self._idle and self._answered and not self.http_busy:
+        if self.lifecycle is IDLE and not self.http_busy:
             self._shutdown()
 
     @property
@@ -480,14 +520,17 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
 
     def _shutdown(self, *, tls_close: bool = True) -> None:
         self._release_deadlines()  # a close waits for the client to read: the send clock runs
-        if self.transport is None or self.lost or self.transport.is_closing():
+        if self.transport is None or self.lost:
+            return
+        if self.transport.is_closing():  # aborted, or a write failed: lost at the next turn
+            self._enter(CLOSED)  # (meanwhile no request queued for its turn runs)
             return
         if self.tls is not None and tls_close and self.facts is not None:
             with contextlib.suppress(Exception):  # close_notify is a courtesy
                 self.tls.close()
                 self._flush_tls()
         self.transport.close()
-        self.lost = True
+        self._enter(CLOSED)
 
     def abort(self) -> None:
         """Drop the connection at once."""
@@ -520,13 +563,14 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
         self._send_buffered = self.transport.get_write_buffer_size()
         self._arm_send(self.config.timeouts.send)
 
-    def _phase_due(self, what: str) -> None:
+    def _phase_due(self, phase: Phase) -> None:
         """A phase ran out of time: close (408 for a request head begun)."""
-        if self.task is not None:
+        lifecycle = self.lifecycle
+        if lifecycle is RUNNING or lifecycle is UPGRADED:
             return
-        if what not in ("next request", "TLS handshake"):
-            log.info("%s from %s timed out", what, peer(self.client))
-        if what == "request head" and not self._idle and self.facts is not None:
+        if phase is not NEXT_REQUEST and phase is not HANDSHAKE:
+            log.info("%s from %s timed out", phase.value, peer(self.client))
+        if phase is HEAD and lifecycle is READING and self.facts is not None:
             self.write(simple_response(None, 408, "request timeout"))
         self._shutdown()
 

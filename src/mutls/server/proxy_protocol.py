@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from mutls.apps.facts import Address, ConnectionFacts, connection_facts
 from mutls.apps.peers import TrustedPeers
 from mutls.http.proxy_protocol import ProxyHeaderError, ProxyHeaderReader
+from mutls.server.lifecycle import CLOSED, Lifecycle
 from mutls.server.log import log, peer, printable
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ def proxy_notes(config: ServerConfig) -> list[str]:
 
 class ProxyHeaderIntake:
     """The PROXY header's side of a connection's input; the connection defines ``transport``,
-    ``client``, ``server``, ``facts``, ``tls``, ``lost`` and :meth:`_after_proxy_header`."""
+    ``client``, ``server``, ``facts``, ``tls``, ``lost``, :meth:`_enter` and
+    :meth:`_after_proxy_header`."""
 
     transport: asyncio.Transport | None
     client: Address | None
@@ -57,6 +59,10 @@ class ProxyHeaderIntake:
     lost: bool
     #: reading the header (``None``: read, or not asked for).
     _proxy_reader: ProxyHeaderReader | None = None
+
+    def _enter(self, new: Lifecycle) -> None:
+        """Move the connection's lifecycle (see :mod:`mutls.server.lifecycle`)."""
+        raise NotImplementedError
 
     def _after_proxy_header(self) -> None:
         """The header is read: the connection's next phase starts (its deadline)."""
@@ -121,4 +127,4 @@ class ProxyHeaderIntake:
     def _drop(self) -> None:
         if self.transport is not None:
             self.transport.abort()
-        self.lost = True
+        self._enter(CLOSED)
