@@ -398,30 +398,9 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
     async def _serve(self, stream: HTTP2Stream, body: bytes) -> None:
         channel = stream.channel
         request = stream.request
-        self.state.watchdog.watch(channel)
-        try:
-            await self.state.app.handle(request, body, self.facts, channel)
-        except asyncio.CancelledError:
-            if not channel.overdue:
-                raise
-        except Exception:
-            if not channel.overdue:
-                log.exception("serving %s %s failed", request.method, printable(request.path))
-                channel.fail(request, 500, "internal server error")
-        finally:
-            self.state.watchdog.unwatch(channel)
-        if channel.overdue:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                task.uncancel()
-            log.error(
-                "%s %s from %s: no output from the app for %g s (--app-timeout): 504",
-                request.method,
-                printable(request.path),
-                peer(self.client),
-                self.config.timeouts.app,
-            )
-            channel.fail(request, 504, "the app did not answer in time")
+        await self.state.watchdog.serve(
+            self.state.app, request, body, self.facts, channel, self.client
+        )
         record_answer(
             self.state,
             self.facts,

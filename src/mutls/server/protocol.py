@@ -422,31 +422,12 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
     async def _run(self, request: Request, body: bytes, channel: Channel) -> None:
         facts = self.facts
         assert facts is not None
-        self.state.watchdog.watch(channel)
         try:
-            await self.state.app.handle(request, body, facts, channel)
-        except asyncio.CancelledError:
-            if not channel.overdue:
-                raise
-        except Exception:
-            if not channel.overdue:
-                log.exception("serving %s %s failed", request.method, printable(request.path))
-                channel.fail(request, 500, "internal server error")
-        finally:
-            self.state.watchdog.unwatch(channel)
-            self.task = None
-        if channel.overdue:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                task.uncancel()  # the cancellation was ours, and it is handled
-            log.error(
-                "%s %s from %s: no output from the app for %g s (--app-timeout): 504",
-                request.method,
-                printable(request.path),
-                peer(self.client),
-                self.config.timeouts.app,
+            await self.state.watchdog.serve(
+                self.state.app, request, body, facts, channel, self.client
             )
-            channel.fail(request, 504, "the app did not answer in time")
+        finally:
+            self.task = None
         writer = channel.writer
         self._record_answer(request, writer.status, channel.sent)
         if self.lost:

@@ -8,8 +8,15 @@ the hot path than the set add + discard done here.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from mutls.server.channel import Channel
+from mutls.server.log import log, peer, printable
+
+if TYPE_CHECKING:
+    from mutls.apps.base import HTTPApp
+    from mutls.apps.facts import ConnectionFacts
+    from mutls.http.events import Request
 
 
 class AppWatchdog:
@@ -48,3 +55,40 @@ class AppWatchdog:
         while True:
             await asyncio.sleep(interval)
             self.check(loop.time())
+
+    async def serve(
+        self,
+        app: HTTPApp,
+        request: Request,
+        body: bytes,
+        facts: ConnectionFacts,
+        channel: Channel,
+        client: tuple[str, int] | None,
+    ) -> None:
+        """Run ``app`` for one request under the watch, whatever the HTTP version: an app
+        that fails is a 500, one silent past the timeout a 504 (its cancellation, ours, is
+        handled here); a cancellation from elsewhere goes on."""
+        self.watch(channel)
+        try:
+            await app.handle(request, body, facts, channel)
+        except asyncio.CancelledError:
+            if not channel.overdue:
+                raise
+        except Exception:
+            if not channel.overdue:
+                log.exception("serving %s %s failed", request.method, printable(request.path))
+                channel.fail(request, 500, "internal server error")
+        finally:
+            self.unwatch(channel)
+        if channel.overdue:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                task.uncancel()  # the cancellation was ours, and it is handled
+            log.error(
+                "%s %s from %s: no output from the app for %g s (--app-timeout): 504",
+                request.method,
+                printable(request.path),
+                peer(client),
+                self.timeout,
+            )
+            channel.fail(request, 504, "the app did not answer in time")
