@@ -51,7 +51,7 @@ $(LOWEST)/.installed: pyproject.toml .ci/lowest.txt
 	touch $@
 
 test-lowest: $(LOWEST)/.installed
-	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(cryptography|pyopenssl|cffi|httptools) '
+	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(cryptography|pyopenssl|cffi|httptools|h2|hpack|hyperframe|wsproto|prometheus.client) '
 	$(LOWEST)/bin/pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

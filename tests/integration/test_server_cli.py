@@ -312,6 +312,16 @@ def test_keylog_is_announced_loudly(test_pki: PKIFiles, tmp_path: Path) -> None:
     assert "CLIENT_" in keylog.read_text() or "SECRET" in keylog.read_text()
 
 
+def running(pid: int) -> bool:
+    """``pid`` runs: it exists and is no zombie (an orphan's exit is reaped by whoever adopted
+    it, which in a container may be nobody)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 def children_of(pid: int) -> set[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return {int(p) for p in path.read_text().split()} if path.exists() else set()
@@ -365,7 +375,7 @@ def test_workers_stop_when_their_supervisor_is_killed(test_pki: PKIFiles, tmp_pa
         supervisor.kill()
         supervisor.wait(10)
         deadline = time.monotonic() + 30
-        while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        while any(running(pid) for pid in workers):
             if time.monotonic() > deadline:
                 for pid in workers:  # the test's own clean-up, then the failure
                     with contextlib.suppress(ProcessLookupError):

@@ -54,6 +54,8 @@ _EPHEMERAL = ("ECDHE-", "DHE-")
 _AEAD = ("GCM", "CHACHA20", "CCM")
 #: data bytes queued before they are written at once rather than at the end of the turn.
 FLUSH_BYTES = 64 * 1024
+#: seconds a closed connection still reads (and drops) what its client sends (see _close).
+LINGER_S = 2.0
 #: the HTTP/2 connection preface's first bytes (a client with prior knowledge sends them).
 _PREFACE_START = b"PRI * HTTP/2.0"
 
@@ -114,6 +116,8 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
         self.lost = False
         #: counted in the open connections of ``--metrics-address`` (see take_over).
         self.counted = False
+        #: the end of a lingering close (see _close).
+        self._linger: asyncio.TimerHandle | None = None
         self.write_paused = False
         self._closing = False
         self._sniffing = tls.info is not None and tls.info.alpn is None
@@ -181,8 +185,9 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
 
     def eof_received(self) -> bool:
         """The client closed its side: nothing more will be read."""
-        self._peer_closed()
-        return False
+        if not self.lost:
+            self._peer_closed()
+        return False  # asyncio closes the transport (ends a lingering close at once)
 
     def _peer_closed(self) -> None:
         if self._backlog is not None:
@@ -193,6 +198,8 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """The socket is gone: every stream's app hears it."""
         self.lost = True
+        if self._linger is not None:
+            self._linger.cancel()
         self.state.connections.discard(self)
         if self.counted and self.state.metrics is not None:
             self.counted = False
@@ -529,7 +536,16 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
         with contextlib.suppress(Exception):  # close_notify is a courtesy
             self.tls.close()
             self._write_raw(self.tls.data_to_send())
-        self.transport.close()
+        if self.transport.can_write_eof():
+            # A lingering close (nginx's lingering_close): our side ends now, and what the
+            # client still sends (a SETTINGS ack, a WINDOW_UPDATE) is read and dropped until it
+            # closes too, or LINGER_S. Closing with its bytes unread makes the kernel send a
+            # reset, which can reach the client before the answer it has not read yet (Java's
+            # HttpClient then reports "Connection reset" instead of the 403).
+            self.transport.write_eof()
+            self._linger = self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
         self.lost = True
         for stream in list(self.streams.values()):
             stream.gone()

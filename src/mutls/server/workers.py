@@ -93,6 +93,7 @@ class Supervisor:
 
     def __init__(self, reloader: Reloader, app: HTTPApp, sockets: list[socket.socket]) -> None:
         self.reloader = reloader
+        self.pid = os.getpid()  # what a worker's orphan watch compares its parent with
         self.app = app
         self.sockets = sockets
         self.workers: dict[int, Worker] = {}
@@ -272,7 +273,7 @@ class Supervisor:
         server = Server(generation.config, self.sockets)
         ready_fd = self._ready_w
 
-        supervisor = os.getppid()
+        supervisor = self.pid  # not getppid() here: the supervisor may be gone already
 
         async def orphaned() -> None:
             """A supervisor killed outright (SIGKILL, the OOM killer) tells nobody: a worker
