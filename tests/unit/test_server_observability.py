@@ -11,7 +11,13 @@ import pytest
 
 from mutls.apps.facts import connection_facts
 from mutls.http import Request
-from mutls.server.log import AccessEntry, HandshakeFailures, JSONFormatter, TextFormatter
+from mutls.server.log import (
+    AccessEntry,
+    HandshakeFailures,
+    HeaderNotes,
+    JSONFormatter,
+    TextFormatter,
+)
 from mutls.server.metrics import OTHER, MetricsTable, exposition_lines
 from mutls.tls.client_certificate import ClientCertificate
 from mutls.tls.connection import TLSError
@@ -117,3 +123,21 @@ def test_metrics_fold_keeps_counts_and_closes_connections() -> None:
         if line.startswith(("mutls_requests", "mutls_handshakes", "mutls_connections_total")):
             assert line in after.splitlines()
     assert table.claim() is not None and table.claim() is not None and table.claim() is None
+
+
+def test_header_notes_log_each_kind_once_per_connection(caplog: pytest.LogCaptureFixture) -> None:
+    """A dropped ``_`` name and removed certificate headers are each logged once per
+    connection, whichever came first (HTTP/2 once let the first silence the second)."""
+    caplog.set_level(logging.INFO, logger="mutls")
+    plain = Request("GET", b"/", b"/", "/", b"", "2", [], True)
+    carrying = Request(
+        "GET", b"/", b"/", "/", b"", "2", [], True, certificate_headers=[(b"client-cert", b":x:")]
+    )
+    notes = HeaderNotes()
+    client = ("127.0.0.1", 5)
+    for _ in range(3):
+        notes.note(client, b"x_client_cert", plain, None)
+        notes.note(client, None, carrying, None)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("names with '_' are dropped" in m for m in messages) == 1, messages
+    assert sum("client-certificate header(s) client-cert" in m for m in messages) == 1, messages

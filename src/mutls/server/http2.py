@@ -32,9 +32,8 @@ from mutls.server.deadlines import BODY, NEXT_REQUEST, ConnectionDeadlines, Phas
 from mutls.server.intake import FEED_PER_TURN
 from mutls.server.lifecycle import HANDED_OVER
 from mutls.server.log import (
+    HeaderNotes,
     log,
-    log_certificate_headers,
-    log_dropped_name,
     log_refusal,
     peer,
     printable,
@@ -121,7 +120,7 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
         self.write_paused = False
         self._closing = False
         self._sniffing = tls.info is not None and tls.info.alpn is None
-        self._noted = False
+        self._header_notes = HeaderNotes()
         #: streams waiting for the socket to drain, or for the client to open a window.
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._window_waiters: list[asyncio.Future[None]] = []
@@ -365,16 +364,7 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
         self._running += 1
 
     def _note_headers(self, request: Request) -> None:
-        """Log once per connection a header dropped for its ``_`` or set aside as a
-        certificate header (as the HTTP/1.1 connection does)."""
-        if self._noted:
-            return
-        if self.http.dropped_name is not None:
-            self._noted = True
-            log_dropped_name(self.client, self.http.dropped_name)
-        if request.certificate_headers:
-            self._noted = True
-            log_certificate_headers(self.client, request.certificate_headers, proxied=False)
+        self._header_notes.note(self.client, self.http.dropped_name, request, self.state.forwarding)
 
     def _count_reset(self) -> None:
         ended = self.http.note_reset(self.loop.time())

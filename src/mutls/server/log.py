@@ -27,6 +27,7 @@ from mutls.errors import UsageError
 
 if TYPE_CHECKING:
     from mutls.apps.facts import ConnectionFacts
+    from mutls.apps.forwarded_certificates import ForwardedCertificates
     from mutls.http.events import Request
     from mutls.server.protocol import ServerState
     from mutls.tls.connection import TLSError
@@ -257,6 +258,34 @@ def log_dropped_name(client: tuple[str, int] | None, name: bytes) -> None:
         peer(client),
         printable(name.decode("latin-1")),
     )
+
+
+class HeaderNotes:
+    """What one connection logs once, whatever its HTTP version: a header name dropped for its
+    ``_``, and client-certificate headers removed from a request not accepted as forwarded."""
+
+    __slots__ = ("certificates", "underscores")
+
+    def __init__(self) -> None:
+        self.underscores = self.certificates = False
+
+    def note(
+        self,
+        client: tuple[str, int] | None,
+        dropped_name: bytes | None,
+        request: Request,
+        forwarding: ForwardedCertificates | None,
+    ) -> None:
+        """Log what ``request`` had set aside, if not logged yet on this connection."""
+        if dropped_name is not None and not self.underscores:
+            self.underscores = True
+            log_dropped_name(client, dropped_name)
+        if request.certificate_headers and not self.certificates:
+            if forwarding is None or not forwarding.trusts(client):
+                self.certificates = True
+                log_certificate_headers(
+                    client, request.certificate_headers, proxied=forwarding is not None
+                )
 
 
 def log_certificate_headers(

@@ -51,9 +51,8 @@ from mutls.server.lifecycle import (
 )
 from mutls.server.log import (
     HandshakeFailures,
+    HeaderNotes,
     log,
-    log_certificate_headers,
-    log_dropped_name,
     log_refusal,
     peer,
     printable,
@@ -133,7 +132,8 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
         self._counted = False  # in the open connections of --metrics-address
         self._body = bytearray()
         #: what was logged once for this connection (see _note_headers).
-        self._noted_certificate_headers = self._noted_underscores = False
+        #: what was logged once of the headers set aside (see HeaderNotes).
+        self._header_notes = HeaderNotes()
         self._noted_relay_conflict = False
         #: the app's task (or a WebSocket's): present only while RUNNING or UPGRADED.
         self.task: asyncio.Task[None] | None = None
@@ -351,18 +351,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
             self._update_reading()
 
     def _note_headers(self, request: Request) -> None:
-        """Log, once per connection, a header name dropped for its ``_`` and the certificate
-        headers removed from a request not accepted as forwarded."""
-        if self.http.dropped_name is not None and not self._noted_underscores:
-            self._noted_underscores = True
-            log_dropped_name(self.client, self.http.dropped_name)
-        forwarding = self.state.forwarding
-        if request.certificate_headers and not self._noted_certificate_headers:
-            if forwarding is None or not forwarding.trusts(self.client):
-                self._noted_certificate_headers = True
-                log_certificate_headers(
-                    self.client, request.certificate_headers, proxied=forwarding is not None
-                )
+        self._header_notes.note(self.client, self.http.dropped_name, request, self.state.forwarding)
 
     def _forwarded(self, request: Request) -> bool:
         """This request's facts from a trusted proxy's header (a proxy carries many clients
