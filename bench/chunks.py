@@ -34,11 +34,17 @@ def client_context(files: BenchPKI) -> ssl.SSLContext:
     return context
 
 
-async def upload_until_closed(port: int, context: ssl.SSLContext, kib: int | None) -> bytes:
-    """Send ``kib`` KiB of body in 1-byte chunks (``None``: until the server closes); the
-    server's answer (``b""`` when it only closed)."""
+async def upload_until_closed(
+    port: int, context: ssl.SSLContext, kib: int | None, source: str = ""
+) -> bytes:
+    """Send ``kib`` KiB of body in 1-byte chunks (``None``: until the server closes) from the
+    address ``source`` (any when empty); the server's answer (``b""`` when it only closed)."""
     reader, writer = await asyncio.open_connection(
-        "127.0.0.1", port, ssl=context, server_hostname="localhost"
+        "127.0.0.1",
+        port,
+        ssl=context,
+        server_hostname="localhost",
+        local_addr=(source, 0) if source else None,
     )
     answer = asyncio.ensure_future(reader.read())  # until the server closes
     try:

@@ -91,9 +91,12 @@ def padding(total_kb: int) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in pieces)
 
 
-def handshake(port: int, scenario: Scenario, pad: bytes, workdir: Path, number: int) -> bool:
+def handshake(
+    port: int, scenario: Scenario, pad: bytes, workdir: Path, number: int, source: str = ""
+) -> bool:
     """One handshake with a new self-signed leaf (``stranger NUMBER``) and the padding ``pad``,
-    then one request: whether it completed (``False``: refused, in the handshake or after)."""
+    from the address ``source`` (any when empty), then one request: whether it completed
+    (``False``: refused, in the handshake or after)."""
     key = ec.generate_private_key(ec.SECP256R1())
     leaf = _certificate(key, f"stranger {number}", 0)
     chain, key_file = workdir / "chain.pem", workdir / "leaf.key"
@@ -113,7 +116,9 @@ def handshake(port: int, scenario: Scenario, pad: bytes, workdir: Path, number: 
         context.options |= ssl.OP_NO_TICKET
     context.load_cert_chain(chain, key_file)
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as raw:
+        with socket.create_connection(
+            ("127.0.0.1", port), timeout=TIMEOUT_S, source_address=(source, 0)
+        ) as raw:
             with context.wrap_socket(raw, server_hostname="localhost") as tls:
                 tls.sendall(REQUEST)
                 tls.recv(4096)
@@ -155,10 +160,14 @@ class PeakRSS:
 
 class Flooder:
     """Distinct-leaf handshakes back to back on a thread, the ``scenarios`` in turn, until
-    :meth:`stop` (``make soak``'s handshake flood); its files live in ``workdir``."""
+    :meth:`stop` (``make soak``'s handshake flood) from the address ``source`` (any when
+    empty); its files live in ``workdir``."""
 
-    def __init__(self, port: int, scenarios: Sequence[Scenario], workdir: Path) -> None:
+    def __init__(
+        self, port: int, scenarios: Sequence[Scenario], workdir: Path, source: str = ""
+    ) -> None:
         self.port = port
+        self.source = source
         self.scenarios = tuple(scenarios)
         self.workdir = workdir
         self.done = self.refused = 0
@@ -179,7 +188,8 @@ class Flooder:
         number = 0
         while not self._stop.is_set():
             scenario = self.scenarios[number % len(self.scenarios)]
-            if handshake(self.port, scenario, pads[scenario.chain_kb], self.workdir, number):
+            pad = pads[scenario.chain_kb]
+            if handshake(self.port, scenario, pad, self.workdir, number, self.source):
                 self.done += 1
             else:
                 self.refused += 1
@@ -207,7 +217,9 @@ def main(argv: Sequence[str]) -> int:
               f"{args.settle:g} s later | growth to the peak |")  # fmt: skip
         print("|---|---|---|---|---|---|---|")
         for scenario in SCENARIOS:
-            with SoakServer(files, Settings(), work / "server.log") as server:
+            # no failure budget: every handshake of the flood must reach the TLS engine
+            no_budget = ("--max-failures-per-source", "0")
+            with SoakServer(files, Settings(), work / "server.log", no_budget) as server:
                 before = server.rss()
                 with PeakRSS(server.rss) as peak:
                     done, refused = flood(server.port, scenario, args.count, work)

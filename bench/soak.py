@@ -63,6 +63,9 @@ from procstat import tree_cpu_seconds, tree_rss_bytes  # noqa: E402
 PARTIAL_CLIENT_HELLO = b"\x16\x03\x01\x02\x00" + b"\x01\x00\x01\xfc\x03\x03" + b"\x00" * 5
 SLOWLORIS_HEAD = b"GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: slow\r\nX-Pad: " + b"a" * 200
 TARGET_RATIO = 0.80
+#: where the attack comes from: another address than the valid clients' 127.0.0.1, as an
+#: attacker on the network is (Linux answers for all of 127.0.0.0/8 on the loopback).
+ATTACKER_ADDRESS = "127.0.0.2"
 MIB = 1024 * 1024
 
 
@@ -78,6 +81,8 @@ class Settings:
     #: threads making distinct-leaf handshakes with ~96 KB chains (over --max-client-chain),
     #: TLS 1.3 and TLS 1.2 without tickets in turn, back to back (:mod:`flood`).
     flooders: int = 1
+    #: the server's --max-failures-per-source (None: its default; 0: none, for comparison).
+    failure_budget: int | None = None
     #: a control, not an attack: the attacker process burns this fraction of a core and
     #: touches no socket (run alone, it shows what the load generator's own CPU costs the
     #: valid clients on this machine).
@@ -115,6 +120,8 @@ class SoakServer:
             # as the bench's peers run: no line per request (thousands of them, under attack)
             "--no-access-log", *extra,
         ]  # fmt: skip
+        if settings.failure_budget is not None:
+            self.command += ["--max-failures-per-source", str(settings.failure_budget)]
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> SoakServer:
@@ -306,7 +313,7 @@ async def _attack(
         first = True
         while not holding.is_set():
             try:
-                answer = await upload_until_closed(port, with_certificate, None)
+                answer = await upload_until_closed(port, with_certificate, None, ATTACKER_ADDRESS)
             except (OSError, ssl.SSLError):
                 await asyncio.sleep(0.5)
                 continue
@@ -320,11 +327,17 @@ async def _attack(
         while not holding.is_set():
             try:
                 if kind == "half":
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    reader, writer = await asyncio.open_connection(
+                        "127.0.0.1", port, local_addr=(ATTACKER_ADDRESS, 0)
+                    )
                     writer.write(PARTIAL_CLIENT_HELLO)
                 else:
                     reader, writer = await asyncio.open_connection(
-                        "127.0.0.1", port, ssl=context, server_hostname="localhost"
+                        "127.0.0.1",
+                        port,
+                        ssl=context,
+                        server_hostname="localhost",
+                        local_addr=(ATTACKER_ADDRESS, 0),
                     )
             except (OSError, ssl.SSLError):
                 await asyncio.sleep(0.5)
@@ -350,7 +363,8 @@ async def _attack(
         floods = []
         for number in range(flooders):
             (Path(scratch) / str(number)).mkdir()
-            floods.append(Flooder(port, OVER_THE_CAP, Path(scratch) / str(number)).start())
+            work = Path(scratch) / str(number)
+            floods.append(Flooder(port, OVER_THE_CAP, work, ATTACKER_ADDRESS).start())
         started = sum(f.started for f in floods)
         while opened + started < half + slow + uploaders + flooders and not done.is_set():
             await asyncio.sleep(0.1)
@@ -653,6 +667,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--flooders", type=int, default=Settings.flooders)
     parser.add_argument("--probe-kib", type=int, default=Settings.probe_kib)
     parser.add_argument(
+        "--max-failures-per-source",
+        type=int,
+        metavar="N",
+        help="the server's failure budget per address (its default when not given; 0: none, "
+        "to see what the budget buys)",
+    )
+    parser.add_argument(
         "--burn",
         type=float,
         default=Settings.burn,
@@ -686,6 +707,7 @@ def main(argv: list[str]) -> int:
         flooders=args.flooders,
         burn=args.burn,
         probe_kib=args.probe_kib,
+        failure_budget=args.max_failures_per_source,
     )
     if args.quick:
         settings = dataclasses.replace(

@@ -265,7 +265,9 @@ def test_failed_handshakes_are_logged_rate_limited_per_peer(
 ) -> None:
     port, log = free_port(), tmp_path / "server.log"
     with mutls_process(tls_args(test_pki, port), tmp_path, log) as process:
-        for _ in range(40):  # a ClientHello that is not one: the handshake fails
+        # 30: under --max-failures-per-source's 32, past which the address's connections are
+        # held and closed instead (tests/integration/test_source_budget.py)
+        for _ in range(30):  # a ClientHello that is not one: the handshake fails
             with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
                 sock.sendall(b"\x16\x03\x01\x00\x05hello")
                 assert sock.recv(100).startswith(b"\x15\x03")  # an alert record back
@@ -274,7 +276,7 @@ def test_failed_handshakes_are_logged_rate_limited_per_peer(
         wait_for_text(log, " INFO mutls.access: ")
         text = stop(process, log)
     failures = [line for line in text.splitlines() if " mutls.handshake: " in line]
-    assert 1 <= len(failures) <= 2, failures  # 40 failures in well under 2 intervals
+    assert 1 <= len(failures) <= 2, failures  # 30 failures in well under 2 intervals
     assert re.search(
         r" INFO mutls\.handshake: TLS handshake with 127\.0\.0\.1:\d+ failed: .*unexpected message"
         r".* \(alert sent: unexpected_message, received: none\)",

@@ -291,6 +291,16 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
         help="open connections per process; more are closed at once "
         f"(default {_default('max_connections')})",
     )
+    group.add_argument(
+        FLAGS["max_failures_per_source"],
+        type=int,
+        metavar="N",
+        help="failed connections an address (IPv6: its /64) may have in 10 s: handshakes "
+        "refused or timed out, requests refused as malformed or over a limit, heads or bodies "
+        "too slow; past that, its new connections are held 1 s unread, then closed, until it "
+        "is back under (trusted proxies exempt; per worker; 0: no budget; "
+        f"default {_default('max_failures_per_source')})",
+    )
     flags = group_flags("limits")
     for name, (metavar, text) in LIMIT_OPTIONS.items():
         group.add_argument(
@@ -383,7 +393,7 @@ def limits_from_args(args: argparse.Namespace) -> dict[str, Any]:
     }
     if getattr(args, "http", None) is not None:
         config["http"] = HTTPVersions(args.http)
-    for dest in ("max_connections", "threads", "thread_queue"):
+    for dest in ("max_connections", "max_failures_per_source", "threads", "thread_queue"):
         if getattr(args, dest, None) is not None:
             config[dest] = getattr(args, dest)
     return config

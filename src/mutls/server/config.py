@@ -87,6 +87,9 @@ class ServerConfig:
     limits: HTTPLimits = field(default_factory=HTTPLimits)
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_connections: int = 1000
+    #: ``--max-failures-per-source``: failed connections an address may have per 10 s before
+    #: its new ones are held and closed (:mod:`mutls.server.sources`); 0: no budget.
+    max_failures_per_source: int = 32
     threads: int = 16
     thread_queue: int | None = None
     workers: int = 1
@@ -182,6 +185,11 @@ class ServerConfig:
             raise UsageError(f"--thread-queue {self.thread_queue}: must be 0 or more")
         if self.max_connections < 1:
             raise UsageError(f"--max-connections {self.max_connections}: must be at least 1")
+        if self.max_failures_per_source < 0:
+            raise UsageError(
+                f"{FLAGS['max_failures_per_source']} {self.max_failures_per_source}: must be 0 "
+                "(no budget) or more"
+            )
         if self.access is not None and self.client_cert is ClientCertMode.NONE:
             raise UsageError(
                 "--allow and --remote-user judge client certificates: give --client-cert "

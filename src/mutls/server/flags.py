@@ -21,6 +21,7 @@ FLAGS: dict[str, str] = {
     "ticket_key_files": "--ticket-key-file",
     "verify": "--verify",
     "tls_options.max_client_chain": "--max-client-chain",
+    "max_failures_per_source": "--max-failures-per-source",
     # Timeouts (uvicorn's names where it has the setting)
     "timeouts.handshake": "--timeout-handshake",
     "timeouts.header": "--timeout-header",

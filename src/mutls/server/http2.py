@@ -374,6 +374,7 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
     def _ended(self, event: ConnectionEnded) -> None:
         if not event.by_peer:
             log.info("HTTP/2 connection with %s closed: %s", peer(self.client), event.reason)
+            self.state.failed(self.client)
         for stream in list(self.streams.values()):
             stream.gone()
         self._flush()
@@ -576,6 +577,7 @@ class HTTP2Protocol(ConnectionDeadlines, asyncio.Protocol):
             self.close_when_idle()
             return
         log.info("%s from %s timed out", phase.value, peer(self.client))
+        self.state.failed(self.client)
         self.http.fail(ErrorCodes.NO_ERROR, f"{phase.value} timed out")
         self._flush()
         self._close()

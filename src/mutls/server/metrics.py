@@ -53,6 +53,8 @@ HELP = {
     "(outcome failed, reason: the alert sent).",
     "mutls_tls_resumptions_total": "Handshakes that resumed a session.",
     "mutls_connections_total": "Connections accepted.",
+    "mutls_connections_held_total": "Connections of an address over its failure budget "
+    "(--max-failures-per-source): held unread, then closed.",
     "mutls_open_connections": "Connections open now.",
     "mutls_requests_total": "Answered requests by HTTP status.",
     "mutls_request_duration_seconds": "Time from a request's head to the end of its answer.",
@@ -66,8 +68,8 @@ HELP = {
 }
 
 # the cells of a row (int64 each)
-_READY, _OPENED, _CLOSED, _RESUMED, _DURATION_US = range(5)
-_BUCKET = 5
+_READY, _OPENED, _CLOSED, _RESUMED, _DURATION_US, _HELD = range(6)
+_BUCKET = 6
 _STATUS = _BUCKET + len(BUCKETS) + 1
 _HANDSHAKE = _STATUS + STATUS_LAST - STATUS_FIRST + 1
 #: cells before the rows: the trust generation.
@@ -130,6 +132,10 @@ class MetricsRow:
     def connection_closed(self) -> None:
         """An accepted connection is gone."""
         self._cells[self._base + _CLOSED] += 1
+
+    def connection_held(self) -> None:
+        """A connection of an address over its failure budget: held, then closed."""
+        self._cells[self._base + _HELD] += 1
 
     def handshake(self, certificate: ClientCertificate, resumed: bool) -> None:
         """A completed handshake, by the verdict on the client's certificate."""
@@ -255,6 +261,8 @@ def exposition_lines(table: MetricsTable, context: ServerContext | None) -> Iter
     yield f"mutls_tls_resumptions_total {totals[_RESUMED]}\n"
     yield _family("mutls_connections_total", "counter")
     yield f"mutls_connections_total {totals[_OPENED]}\n"
+    yield _family("mutls_connections_held_total", "counter")
+    yield f"mutls_connections_held_total {totals[_HELD]}\n"
     yield _family("mutls_open_connections", "gauge")
     yield f"mutls_open_connections {totals[_OPENED] - totals[_CLOSED]}\n"
     yield _family("mutls_requests_total", "counter")

@@ -60,6 +60,7 @@ from mutls.server.log import (
 )
 from mutls.server.metrics import MetricsRow
 from mutls.server.proxy_protocol import ProxyHeaderIntake
+from mutls.server.sources import SourceBudget
 from mutls.server.watchdog import AppWatchdog
 from mutls.server.websocket import WebSocketIntake, start_websocket
 from mutls.tls.connection import PlainHTTPError, TLSConnection, TLSError
@@ -104,6 +105,8 @@ class ServerState:
     #: --trusted-proxy / --forwarded-allow-ips, and what --proxy-headers makes of them.
     peers: TrustedPeers | None = field(init=False)
     proxy_headers: ProxyHeaders | None = field(init=False)
+    #: --max-failures-per-source: the addresses whose connections keep failing (or None).
+    sources: SourceBudget | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.watchdog = AppWatchdog(self.config.timeouts.app)
@@ -111,6 +114,14 @@ class ServerState:
         self.peers = self.config.trusted_peers()
         relayed = self.config.proxy_headers and self.peers
         self.proxy_headers = ProxyHeaders(self.peers) if relayed and self.peers else None
+        budget = self.config.max_failures_per_source
+        self.sources = SourceBudget(budget, self.peers) if budget else None
+
+    def failed(self, client: tuple[str, int] | None) -> None:
+        """A connection of ``client`` ended by its own fault (mutls.server.sources says which
+        count): one more against its address's failure budget."""
+        if self.sources is not None:
+            self.sources.failed(client)
 
 
 class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake, asyncio.Protocol):
@@ -173,6 +184,13 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
         if len(self.state.connections) >= self.config.max_connections:
             log.warning("connection limit reached: refusing %s", peer(self.client))
             transport.abort()
+            self._enter(CLOSED)
+            return
+        sources = self.state.sources
+        if sources is not None and sources.over(self.client):
+            sources.hold(transport, self.client)  # no TLS state: nothing is read, then closed
+            if self.state.metrics is not None:
+                self.state.metrics.connection_held()
             self._enter(CLOSED)
             return
         self.state.connections.add(self)
@@ -257,6 +275,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
             plain = tls.receive_data(data)
         except PlainHTTPError:
             log.info("plain HTTP on the TLS port from %s: answered 400", peer(self.client))
+            self.state.failed(self.client)
             self._write_raw(simple_response(None, 400, PLAIN_HTTP_ON_TLS_PORT))
             self._shutdown()
             return b""
@@ -266,6 +285,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
                 log.info("TLS failure with %s: %s", peer(self.client), printable(exc))
             else:
                 self.state.handshake_failures.report(self.client, exc)
+                self.state.failed(self.client)
                 if self.state.metrics is not None:
                     self.state.metrics.handshake_failed(exc.alert, exc.received_alert)
             self._shutdown(tls_close=False)
@@ -342,6 +362,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
                     "bad request from %s: %d %s", peer(self.client), event.status, event.reason
                 )
                 self.write(simple_response(self._request, event.status, event.reason))
+                self.state.failed(self.client)
                 self._shutdown()
                 return
             elif isinstance(event, ConnectionClosed):
@@ -540,6 +561,9 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
             return
         if phase is not NEXT_REQUEST and phase is not HANDSHAKE:
             log.info("%s from %s timed out", phase.value, peer(self.client))
+        if phase is not NEXT_REQUEST and (phase is not HEAD or lifecycle is READING):
+            self.state.failed(self.client)  # not a connection left idle, before or between
+
         if phase is HEAD and lifecycle is READING and self.facts is not None:
             self.write(simple_response(None, 408, "request timeout"))
         self._shutdown()

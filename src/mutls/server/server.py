@@ -246,6 +246,8 @@ class Server:
             state.metrics.set_ready(False)  # /health: a load balancer stops sending here
         for server in self._servers:
             server.close()
+        if state.sources is not None:
+            state.sources.close()  # the connections held unread
         for conn in list(state.connections):
             conn.close_when_idle()
         deadline = asyncio.get_running_loop().time() + self.config.timeouts.graceful
