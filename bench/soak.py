@@ -8,7 +8,9 @@ handshake, then request headers a byte a second), and uploads bodies in 1-byte c
 valid certificate (refused past ``--min-chunk-average``), and makes handshakes back to back,
 each with a new self-signed leaf and a ~96 KB chain (over ``--max-client-chain``: refused in
 the handshake), TLS 1.3 and TLS 1.2 without tickets in turn (:mod:`flood`), reconnecting
-whenever the server drops one. Then the attacker stops reconnecting but keeps its sockets, and
+whenever the server drops one; the attacker connects from 127.0.0.2, the valid clients from
+127.0.0.1 (``--max-failures-per-source 0`` turns the server's failure budget per address off,
+for comparison). Then the attacker stops reconnecting but keeps its sockets, and
 the server must give back its file descriptors by its own timeouts; its RSS must come back near
 the baseline too.
 
