@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit test-lowest deps lint typecheck pytest bench soak soak-quick clean
+.PHONY: demo test unit test-lowest deps lint typecheck pytest bench bench-peer soak soak-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ test-lowest: $(LOWEST)/.installed
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The independent harness (../shared/peer-bench, or PEER_BENCH=DIR): see bench/peer_bench.sh.
+bench-peer: $(STAMP)
+	bench/peer_bench.sh
 
 SOAK_S ?= 120
 soak: $(STAMP)

@@ -357,3 +357,43 @@ def test_graceful_stop_finishes_the_request_in_flight() -> None:
         assert statuses(data) == [200]
         assert b"connection: close" in data and data.endswith(b"finished\r\n0\r\n\r\n")
         assert not stopper.is_alive()
+
+
+def test_a_key_update_is_answered_before_the_next_answer(tls_port: int, test_pki: PKIFiles) -> None:
+    """A request's bytes do not flush what OpenSSL queued while reading them: a KeyUpdate
+    asking for ours is answered ahead of the next records sent (RFC 8446 4.6.3), and both
+    sides go on with their new keys (``openssl s_client``'s K command)."""
+    command = ["openssl", "s_client", "-connect", f"127.0.0.1:{tls_port}", "-tls1_3", "-crlf"]
+    command += ["-cert", str(test_pki.cert("poupou")), "-key", str(test_pki.key("poupou"))]
+    command += ["-CAfile", str(test_pki.ca_cert)]
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    assert process.stdin is not None and process.stdout is not None
+    out = bytearray()
+
+    def read_until(text: bytes, count: int) -> None:
+        while out.count(text) < count:
+            chunk = process.stdout.read1(65536)  # type: ignore[union-attr]
+            assert chunk, out.decode(errors="replace")
+            out.extend(chunk)
+
+    try:
+        process.stdin.write(b"GET / HTTP/1.1\nHost: localhost\n\n")
+        process.stdin.flush()
+        read_until(b"HTTP/1.1 200 ", 1)
+        process.stdin.write(b"K\n")  # a KeyUpdate, update_requested
+        process.stdin.flush()
+        read_until(b"KEYUPDATE", 1)
+        process.stdin.write(b"GET / HTTP/1.1\nHost: localhost\nConnection: close\n\n")
+        process.stdin.flush()
+        read_until(b"HTTP/1.1 200 ", 2)
+        process.stdin.close()
+        assert process.wait(20) == 0 or b"closed" in out
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    text = out.decode(errors="replace")
+    assert "alert" not in text.lower() and "error" not in text.lower(), text
+    assert text.index("KEYUPDATE") < text.rindex("HTTP/1.1 200 OK")  # answered after it

@@ -299,8 +299,11 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
                 self._flush_tls()
             # else a request came with the client's Finished: the session tickets OpenSSL just
             # queued go out with the answer (one write and one TLS flight fewer per handshake)
-        else:
-            self._flush_tls()
+        elif not plain:
+            self._flush_tls()  # an alert, a close_notify's answer, a refused renegotiation
+        # else request bytes: what OpenSSL queued while reading them (a KeyUpdate's answer)
+        # goes out ahead of the next records sent, as RFC 8446 4.6.3 asks, and a keep-alive
+        # request costs one flush, not two
         if tls.peer_closed and not plain:
             self._take_eof()
         return plain

@@ -10,6 +10,7 @@ exception per record, and reads stop as soon as the input BIO is empty.
 from __future__ import annotations
 
 import copy
+import threading
 import weakref
 from typing import Any
 
@@ -31,6 +32,20 @@ _SSL_ERROR_WANT_READ = _openssl.SSL_ERROR_WANT_READ
 _SSL_ERROR_ZERO_RETURN = _openssl.SSL_ERROR_ZERO_RETURN
 _SHUTDOWN_DONE = _openssl.SSL_SENT_SHUTDOWN | _openssl.SSL_RECEIVED_SHUTDOWN
 _alloc = _ffi.new_allocator(should_clear_after_alloc=False)
+#: the scratch buffer's size: a record's plaintext (SSL_read), or what the output BIO holds
+#: after a response of a few records (BIO_read); more is read in further steps.
+SCRATCH_SIZE = 64 * 1024
+
+
+class _Scratch(threading.local):
+    """One buffer per thread that OpenSSL reads into, copied out at once: no allocation per
+    record (OpenSSL is called without the GIL, so threads cannot share one)."""
+
+    def __init__(self) -> None:
+        self.buf = _alloc("char[]", SCRATCH_SIZE)
+
+
+_scratch = _Scratch()
 
 #: what a plain-HTTP request starts with (RFC 9110 methods, and the HTTP/2 preface).
 HTTP_METHODS = tuple(
@@ -178,8 +193,8 @@ class TLSConnection:
     def _read(self) -> bytes:
         chunks: list[bytes] = []
         ptr = self._ptr
+        buf = _scratch.buf
         while True:
-            buf = _alloc("char[]", READ_SIZE)
             count = _lib.SSL_read(ptr, buf, READ_SIZE)
             if count > 0:
                 chunks.append(_ffi.buffer(buf, count)[:])
@@ -202,14 +217,20 @@ class TLSConnection:
 
     def data_to_send(self) -> bytes:
         """Ciphertext to write to the socket now (``b""`` if none)."""
-        pending = _lib.BIO_ctrl_pending(self._wbio)
-        if pending <= 0:
+        buf = _scratch.buf
+        count = _lib.BIO_read(self._wbio, buf, SCRATCH_SIZE)  # an empty BIO: -1, no error
+        if count <= 0:
             return b""
-        buf = _alloc("char[]", pending)
-        count = _lib.BIO_read(self._wbio, buf, pending)
-        if self._bios_grown or pending > BIO_KEEP_BYTES:
+        out: bytes = _ffi.buffer(buf, count)[:]
+        if count == SCRATCH_SIZE:  # a large answer: the rest in one piece
+            pending = _lib.BIO_ctrl_pending(self._wbio)
+            if pending > 0:
+                rest = _alloc("char[]", pending)
+                more = _lib.BIO_read(self._wbio, rest, pending)
+                out += _ffi.buffer(rest, max(more, 0))[:]
+        if self._bios_grown or len(out) > BIO_KEEP_BYTES:
             self._renew_bios()
-        return _ffi.buffer(buf, count)[:] if count > 0 else b""
+        return out
 
     def _renew_bios(self) -> None:
         """Swap both memory BIOs for empty ones once drained, freeing what they had grown to.
