@@ -127,6 +127,10 @@ class ServerState:
 class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake, asyncio.Protocol):
     """Bytes in from the socket, through TLS and HTTP, to the app and back."""
 
+    #: connection_lost was called: the socket is gone (a class default: one field fewer on
+    #: every live connection).
+    _gone = False
+
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.config = state.config
@@ -161,7 +165,8 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
         #: bytes the client had not read when the send clock started (--timeout-send).
         self._send_buffered = 0
         self._drain: asyncio.Future[None] | None = None
-        self._disconnected: asyncio.Future[None] = self.loop.create_future()
+        #: made when someone waits for the socket to go (wait_lost), not on every connection.
+        self._disconnected: asyncio.Future[None] | None = None
 
     def _enter(self, new: Lifecycle) -> None:
         """Move the lifecycle to ``new``: IllegalTransition if mutls.server.lifecycle's table
@@ -248,7 +253,8 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
             self.state.metrics.connection_closed()
         self._stop_deadlines()
         self._stop_intake()
-        if not self._disconnected.done():
+        self._gone = True
+        if self._disconnected is not None and not self._disconnected.done():
             self._disconnected.set_result(None)
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
@@ -487,6 +493,10 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
 
     async def wait_lost(self) -> None:
         """Return once the socket is gone."""
+        if self._gone:
+            return
+        if self._disconnected is None:
+            self._disconnected = self.loop.create_future()
         await asyncio.shield(self._disconnected)
 
     async def drain(self) -> None:
