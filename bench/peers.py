@@ -216,6 +216,9 @@ http {{
         ssl_certificate_key {files.server_key};
         ssl_client_certificate {files.ca};
         ssl_verify_client on;
+        # nginx before 1.23.4 leaves TLS 1.3 out of its default protocols: without this line
+        # it spoke TLS 1.2 here, and resumed without any key exchange (no forward secrecy)
+        ssl_protocols TLSv1.2 TLSv1.3;
         location / {{ return 200 "ok"; }}
     }}
 }}
@@ -298,6 +301,7 @@ def probe(files: BenchPKI, port: int, timeout: float = 2.0) -> str:
     """One mTLS ``GET /``; returns the status line (raises OSError or ssl.SSLError)."""
     context = ssl.create_default_context(cafile=str(files.ca))
     context.load_cert_chain(str(files.client_cert), str(files.client_key))
+    context.minimum_version = ssl.TLSVersion.TLSv1_3  # as the load generator: 1.3 only
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as tls:
             tls.sendall(REQUEST)

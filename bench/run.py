@@ -308,7 +308,8 @@ def render(result: dict[str, Any]) -> str:
         ]
     if any(p.startswith("mutls strict") for p in names) and any(result["summary"].values()):
         out += [
-            "## Issue 6's targets, from this run",
+            "## The performance targets, from this run (server CPU per request, mutls with "
+            "`--no-access-log` as the peers run without theirs)",
             "",
             targets_table(result["summary"], result["idle"]),
             "",

@@ -113,3 +113,46 @@ def test_idle_connections_are_not_failures_and_zero_turns_it_off(
             assert plain_http(port, OFFENDER).startswith(b"HTTP/1.1 400 ")
         assert b"your certificate is valid" in valid_request(test_pki, port, OFFENDER)
     assert "--max-failures-per-source" not in log.read_text()
+
+
+def proxied(port: int, source: str) -> socket.socket:
+    """A connection from 127.0.0.1 (the trusted balancer) relaying ``source``."""
+    sock = socket.create_connection(("127.0.0.1", port), 10)
+    sock.sendall(f"PROXY TCP4 {source} 127.0.0.1 40000 443\r\n".encode())
+    return sock
+
+
+def test_behind_a_proxy_protocol_balancer_the_relayed_client_is_held(
+    test_pki: PKIFiles, tmp_path: Path
+) -> None:
+    """With --proxy-protocol the balancer is trusted (never held) and the budget is the
+    relayed client's, held once its header is read, before any TLS."""
+    port, metrics_port, log = free_port(), free_port(), tmp_path / "s.log"
+    args = server_args(test_pki, port, 3, "--proxy-protocol", "--trusted-proxy", "127.0.0.1")
+    args += ["--metrics-address", f"127.0.0.1:{metrics_port}"]
+    context = ssl.create_default_context(cafile=str(test_pki.ca_cert))
+    context.load_cert_chain(test_pki.cert("poupou"), test_pki.key("poupou"))
+
+    def request(source: str) -> bytes:
+        with proxied(port, source) as raw:
+            try:
+                with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                    tls.sendall(
+                        b"GET /cctest.aspx HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                    )
+                    answer = b""
+                    while chunk := tls.recv(65536):
+                        answer += chunk
+                    return answer
+            except (OSError, ssl.SSLError):
+                return b""
+
+    with mutls_process(args, tmp_path, log):
+        for _ in range(4):  # plain HTTP through the balancer: a failure of 203.0.113.9
+            with proxied(port, "203.0.113.9") as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert sock.recv(100).startswith(b"HTTP/1.1 400 ")
+        assert request("203.0.113.9") == b""  # held: no handshake for it
+        assert metric(metrics_port, "mutls_connections_held_total") == 1
+        assert b"your certificate is valid" in request("203.0.113.10")  # another client
+        wait_for_text(log, "203.0.113.9:40000")

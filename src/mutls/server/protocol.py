@@ -413,7 +413,17 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
             )
 
     def _after_proxy_header(self) -> None:
-        """The PROXY header is read: the handshake (or request head) deadline starts."""
+        """The PROXY header is read: the relayed client, when over its failure budget, is held
+        as it would be at accept; else the handshake (or request head) deadline starts."""
+        sources = self.state.sources
+        if sources is not None and sources.over(self.client):
+            assert self.transport is not None
+            self._stop_deadlines()
+            self._enter(CLOSED)
+            sources.hold(self.transport, self.client)  # nothing more is read, then closed
+            if self.state.metrics is not None:
+                self.state.metrics.connection_held()
+            return
         if self.tls is not None:
             self._arm(self.config.timeouts.handshake, HANDSHAKE)
         else:

@@ -104,7 +104,7 @@ class ProxyHeaderIntake:
         if self.facts is not None:  # plain HTTP: the facts name the client
             self.facts = connection_facts(self.client, self.server)
         self._after_proxy_header()
-        return header.rest
+        return b"" if self.lost else header.rest  # (held: the relayed client is over budget)
 
     def _proxy_header_cut(self) -> None:
         """The peer closed before the header was whole: a bad header if it began one; a TCP
