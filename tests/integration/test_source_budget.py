@@ -44,20 +44,23 @@ def plain_http(port: int, source: str) -> bytes:
         return answer
 
 
-def valid_request(test_pki: PKIFiles, port: int, source: str) -> bytes:
-    """An mTLS GET with a valid certificate from ``source``: the answer (raises when the
+def mtls_get(test_pki: PKIFiles, raw: socket.socket) -> bytes:
+    """An mTLS GET with a valid certificate over ``raw``: the answer (raises when the
     connection is closed before the handshake ends)."""
     context = ssl.create_default_context(cafile=str(test_pki.ca_cert))
     context.load_cert_chain(test_pki.cert("poupou"), test_pki.key("poupou"))
+    with context.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(b"GET /cctest.aspx HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+        return answer
+
+
+def valid_request(test_pki: PKIFiles, port: int, source: str) -> bytes:
+    """:func:`mtls_get` from the address ``source``."""
     with socket.create_connection(("127.0.0.1", port), 10, source_address=(source, 0)) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            tls.sendall(
-                b"GET /cctest.aspx HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-            )
-            answer = b""
-            while chunk := tls.recv(65536):
-                answer += chunk
-            return answer
+        return mtls_get(test_pki, raw)
 
 
 def test_an_address_over_its_budget_is_held_and_others_are_served(
@@ -130,20 +133,11 @@ def test_behind_a_proxy_protocol_balancer_the_relayed_client_is_held(
     port, metrics_port, log = free_port(), free_port(), tmp_path / "s.log"
     args = server_args(test_pki, port, 3, "--proxy-protocol", "--trusted-proxy", "127.0.0.1")
     args += ["--metrics-address", f"127.0.0.1:{metrics_port}"]
-    context = ssl.create_default_context(cafile=str(test_pki.ca_cert))
-    context.load_cert_chain(test_pki.cert("poupou"), test_pki.key("poupou"))
 
     def request(source: str) -> bytes:
         with proxied(port, source) as raw:
             try:
-                with context.wrap_socket(raw, server_hostname="localhost") as tls:
-                    tls.sendall(
-                        b"GET /cctest.aspx HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                    )
-                    answer = b""
-                    while chunk := tls.recv(65536):
-                        answer += chunk
-                    return answer
+                return mtls_get(test_pki, raw)
             except (OSError, ssl.SSLError):
                 return b""
 
