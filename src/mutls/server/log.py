@@ -190,6 +190,36 @@ HANDSHAKE_LOG_INTERVAL = 10.0
 HANDSHAKE_LOG_PEERS = 1024
 
 
+class PeerThrottle:
+    """At most one line per ``interval`` seconds per key (a peer's address), counting the ones
+    held back. Memory is bounded: ``max_keys`` keys, the least recently logged forgotten
+    first. The one rate limit of the logs that a client's behaviour drives (failed
+    handshakes, an address over its failure budget)."""
+
+    def __init__(self, interval: float, max_keys: int, clock: Any = time.monotonic) -> None:
+        self.interval = interval
+        self.max_keys = max_keys
+        self._clock = clock
+        #: key -> [time of its last line, lines held back since]
+        self._keys: OrderedDict[str, list[float]] = OrderedDict()
+
+    def admit(self, key: str) -> int | None:
+        """``None``: stay quiet (counted); else log now, and this many were held back."""
+        now = self._clock()
+        seen = self._keys.get(key)
+        if seen is not None and now - seen[0] < self.interval:
+            seen[1] += 1
+            return None
+        self._keys[key] = [now, 0]
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.max_keys:
+            self._keys.popitem(last=False)
+        return int(seen[1]) if seen is not None else 0
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 class HandshakeFailures:
     """Logs failed TLS handshakes at INFO, rate-limited per peer address: a scanner or a
     misconfigured client retrying in a loop gives one line per ``interval`` seconds, which
@@ -202,26 +232,16 @@ class HandshakeFailures:
         clock: Any = time.monotonic,
     ) -> None:
         self.interval = interval
-        self.max_peers = max_peers
-        self._clock = clock
-        #: address -> [time of its last line, failures not logged since]
-        self._peers: OrderedDict[str, list[float]] = OrderedDict()
+        self._peers = PeerThrottle(interval, max_peers, clock)
 
     def report(self, client: tuple[str, int] | None, error: TLSError) -> None:
         """One failed handshake with ``client``."""
         if not handshake_log.isEnabledFor(logging.INFO):
             return
         host = client[0] if client is not None else "?"
-        now = self._clock()
-        seen = self._peers.get(host)
-        if seen is not None and now - seen[0] < self.interval:
-            seen[1] += 1
+        suppressed = self._peers.admit(host)
+        if suppressed is None:
             return
-        suppressed = int(seen[1]) if seen is not None else 0
-        self._peers[host] = [now, 0]
-        self._peers.move_to_end(host)
-        while len(self._peers) > self.max_peers:
-            self._peers.popitem(last=False)
         reason = printable(error)
         more = (
             f"; {suppressed} more from {printable(host)} not logged in the last {self.interval:g} s"

@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mutls.server.log import log, peer
+from mutls.server.log import PeerThrottle, log, peer
 
 if TYPE_CHECKING:
     from mutls.apps.peers import TrustedPeers
@@ -65,14 +65,12 @@ def source_key(host: str) -> str:
 
 
 class _Source:
-    __slots__ = ("held", "level", "logged_at", "suppressed", "updated")
+    __slots__ = ("held", "level", "updated")
 
     def __init__(self, now: float) -> None:
         self.level = 0.0
         self.updated = now
         self.held = 0
-        self.logged_at: float | None = None
-        self.suppressed = 0
 
 
 class SourceBudget:
@@ -102,6 +100,7 @@ class SourceBudget:
         self._exempt = exempt
         self._clock = clock
         self._sources: OrderedDict[str, _Source] = OrderedDict()
+        self._logged = PeerThrottle(LOG_INTERVAL_S, max_sources, clock)
         self._held: set[asyncio.Transport] = set()
         #: connections held, and closed at once, since start (for tests and logs).
         self.held_total = 0
@@ -152,8 +151,7 @@ class SourceBudget:
         assert client is not None
         key = source_key(client[0])
         source = self._sources[key]
-        now = self._clock()
-        self._log(client, source, now)
+        self._log(client, key)
         if source.held >= self.max_held_per_source or len(self._held) >= self.max_held:
             self.dropped_total += 1
             transport.abort()
@@ -172,12 +170,11 @@ class SourceBudget:
                 source.held -= 1
             transport.abort()
 
-    def _log(self, client: tuple[str, int], source: _Source, now: float) -> None:
-        if source.logged_at is not None and now - source.logged_at < LOG_INTERVAL_S:
-            source.suppressed += 1
+    def _log(self, client: tuple[str, int], key: str) -> None:
+        held_back = self._logged.admit(key)
+        if held_back is None:
             return
-        more = f"; {source.suppressed} more held or closed since" if source.suppressed else ""
-        source.logged_at, source.suppressed = now, 0
+        more = f"; {held_back} more held or closed since" if held_back else ""
         log.warning(
             "%s: its address had more than %d failed connections in %g s "
             "(--max-failures-per-source): new ones are held %g s unread, then closed%s",
