@@ -191,12 +191,7 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
             transport.abort()
             self._enter(CLOSED)
             return
-        sources = self.state.sources
-        if sources is not None and sources.over(self.client):
-            sources.hold(transport, self.client)  # no TLS state: nothing is read, then closed
-            if self.state.metrics is not None:
-                self.state.metrics.connection_held()
-            self._enter(CLOSED)
+        if self._held_over_budget():
             return
         self.state.connections.add(self)
         if self.config.proxy_protocol and not self._expect_proxy_header(self.state.peers):
@@ -415,20 +410,28 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
     def _after_proxy_header(self) -> None:
         """The PROXY header is read: the relayed client, when over its failure budget, is held
         as it would be at accept; else the handshake (or request head) deadline starts."""
-        sources = self.state.sources
-        if sources is not None and sources.over(self.client):
-            assert self.transport is not None
-            self._stop_deadlines()
-            self._enter(CLOSED)
-            sources.hold(self.transport, self.client)  # nothing more is read, then closed
-            if self.state.metrics is not None:
-                self.state.metrics.connection_held()
+        if self._held_over_budget():
             return
         if self.tls is not None:
             self._arm(self.config.timeouts.handshake, HANDSHAKE)
         else:
             self._enter(NEW)
             self._arm(self.config.timeouts.header, HEAD)
+
+    def _held_over_budget(self) -> bool:
+        """When the client's address is over its failure budget (--max-failures-per-source):
+        the connection is held, nothing more read and no TLS work done, then closed; True.
+        At accept, or once a PROXY header has named the relayed client."""
+        sources = self.state.sources
+        if sources is None or not sources.over(self.client):
+            return False
+        assert self.transport is not None
+        self._stop_deadlines()
+        self._enter(CLOSED)
+        sources.hold(self.transport, self.client)
+        if self.state.metrics is not None:
+            self.state.metrics.connection_held()
+        return True
 
     def _refuse(self, request: Request, reason: str) -> None:
         """The policy's 403, logged; the connection then closes (a new one may carry a
@@ -586,7 +589,6 @@ class ConnectionProtocol(ConnectionDeadlines, WebSocketIntake, ProxyHeaderIntake
             log.info("%s from %s timed out", phase.value, peer(self.client))
         if phase is not NEXT_REQUEST and (phase is not HEAD or lifecycle is READING):
             self.state.failed(self.client)  # not a connection left idle, before or between
-
         if phase is HEAD and lifecycle is READING and self.facts is not None:
             self.write(simple_response(None, 408, "request timeout"))
         self._shutdown()
